@@ -1,0 +1,1 @@
+from sdelab.cli import main; raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The `sdelab` command: run a study, look at its samples, list models, print results."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sdelab.errors import SdelabError
+
+
+def _run(args) -> int:
+    from sdelab.config import load_study
+    from sdelab.study import store
+    from sdelab.study.grid import expand
+    from sdelab.study.runner import prepare, run_study
+    from sdelab.report.table import print_table
+
+    study, path = load_study(args.study)
+    cells = expand(study)
+    if args.dry_run:
+        from sdelab.config import output_dir
+        out = output_dir(study, args.output_dir)
+        for c in cells:
+            state = "finished" if store.finished(out, c.folder_name) else "todo"
+            print(f"{c.id}  {c.folder_name}  [{state}]")
+        print(f"{len(cells)} cells")
+        return 0
+    ctx = prepare(study, path, args.data_root, args.output_dir)
+    print(f"study '{study.name}': {len(cells)} cells, model {study.model} ({ctx.precision}), task {study.task}, "
+          f"output {ctx.out_dir}")
+    run_study(ctx, cells)
+    md = print_table(ctx.out_dir, title=f"{study.name}: accuracy")
+    store.write_text(ctx.out_dir / "table.md", md)
+    return 0
+
+
+def _render(args) -> int:
+    from sdelab.config import load_study
+    from sdelab.design.options import get_design
+    from sdelab.models.tokenize import IGNORE, encode_train
+    from sdelab.study.runner import prepare
+    from sdelab.design.codec import render
+    from rich.console import Console
+    from rich.text import Text
+
+    study, path = load_study(args.study)
+    ctx = prepare(study, path, args.data_root, None)
+    designs = [get_design(d) for d in study.designs]
+    if args.design:
+        designs = [d for d in designs if d.name == args.design] or [get_design(args.design)]
+    console = Console(highlight=False)
+    tok = ctx.tokenizer
+    for d in designs:
+        console.rule(f"design {d.name}")
+        for ex in ctx.train_pool[: args.n]:
+            enc = encode_train(ctx.formatter, render(ctx.task, d, ex))
+            text = Text()
+            for tid, lab in zip(enc.input_ids, enc.labels):
+                piece = tok.decode([tid])
+                text.append(piece, style="bold green" if lab != IGNORE else "dim")
+            console.print(text)
+            n_tr = sum(1 for x in enc.labels if x != IGNORE)
+            console.print(f"[cyan]{len(enc.input_ids)} tokens, {n_tr} trained (green), "
+                          f"{enc.truncated} input tokens truncated[/cyan]\n")
+    return 0
+
+
+def _models(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from sdelab.models.catalog import catalog_rows
+
+    table = Table(title="sdelab model catalog (also: any local folder, .gguf file or hub id)")
+    for h in ("name", "languages", "description", "status"):
+        table.add_column(h)
+    for r in catalog_rows():
+        table.add_row(r["name"], r["languages"], r["description"], r["status"])
+    Console().print(table)
+    return 0
+
+
+def _tasks(args) -> int:
+    from sdelab.tasks.registry import builtin_tasks, load_task_file
+    for name, p in builtin_tasks().items():
+        t = load_task_file(p)
+        print(f"{name:24s} {t.spec.family:22s} {t.spec.language}  splits: {', '.join(t.spec.splits)}")
+    return 0
+
+
+def _report(args) -> int:
+    from sdelab.report.table import print_table
+    from sdelab.study import store
+    out = Path(args.study_dir)
+    if not store.finished_cells(out):
+        raise SdelabError("no finished run folders here", path=out)
+    md = print_table(out, metric=args.metric)
+    store.write_text(out / "table.md", md)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sdelab", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and evaluate every unfinished cell of a study")
+    r.add_argument("study")
+    r.add_argument("--data-root", help="folder of the shared data sets (default ../shared/data)")
+    r.add_argument("--output-dir", help="where run folders go (default runs/<study name>)")
+    r.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    r.set_defaults(fn=_run)
+    rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")
+    rd.add_argument("study")
+    rd.add_argument("--design")
+    rd.add_argument("-n", type=int, default=3)
+    rd.add_argument("--data-root")
+    rd.set_defaults(fn=_render)
+    m = sub.add_parser("models", help="the model catalog")
+    m.add_argument("action", choices=["list"])
+    m.set_defaults(fn=_models)
+    t = sub.add_parser("tasks", help="the built-in tasks")
+    t.add_argument("action", choices=["list"])
+    t.set_defaults(fn=_tasks)
+    rp = sub.add_parser("report", help="print the results table of a study's output folder")
+    rp.add_argument("study_dir")
+    rp.add_argument("--metric", default="accuracy")
+    rp.set_defaults(fn=_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SdelabError as e:
+        print(f"sdelab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sdelab: interrupted; finished cells are kept, run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The study schema: one YAML file says what to compare. Unknown keys are errors (with a 'did you mean')."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sdelab.errors import SdelabError
+from sdelab.yamlio import load_yaml, validate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraSettings(_Strict):
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: int = Field(16, ge=1, description="LoRA alpha (scaling = alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (0 by default: faster, see docs).")
+    targets: str | list[str] = Field("all-linear", description="Modules to adapt; 'all-linear' = every linear "
+                                                               "layer but the output layer.")
+
+
+class TrainSection(_Strict):
+    epochs: float = Field(2.0, gt=0, description="Passes over the training set (fractions allowed).")
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate (linear warmup, linear decay).")
+    batch_size: int = Field(8, ge=1, description="Examples per micro-batch.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    warmup_ratio: float = Field(0.06, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    max_length: int = Field(512, ge=16, description="Token budget per sample; the input is truncated, never "
+                                                    "the target.")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="'auto': bf16 where the hardware "
+                                                                            "has it.")
+    group_by_length: bool = Field(True, description="Length-grouped batches (less padding).")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+
+
+class EvalSection(_Strict):
+    sets: list[str] | None = Field(None, description="Splits of the task to evaluate on (default: all but "
+                                                     "train).")
+    size: int | None = Field(None, ge=1, description="At most this many examples per evaluation set (a fixed, "
+                                                     "seed-independent subset, the same for every cell).")
+    method: Literal["generate", "score"] = Field("generate", description="'generate': greedy decoding + parse; "
+                                                 "'score': the label with the highest likelihood.")
+    max_new_tokens: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class Study(_Strict):
+    name: str = Field(description="Names the output folder and the report.")
+    task: str = Field(description="A built-in task name or a path to a task YAML.")
+    model: str = Field("smollm2-135m", description="Catalog name, local folder, .gguf file or hub id.")
+    designs: list[str | dict[str, Any]] = Field(default_factory=lambda: ["inst-first"])
+    modeling: Literal["generative"] = "generative"
+    train_sizes: list[int | Literal["all"]] = Field(default_factory=lambda: [1000])
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    prompt_format: Literal["chat", "plain"] = Field("chat", description="The model's chat template, or plain "
+                                                                        "text.")
+    system_prompt: str | None = Field(None, description="System turn for chat format (None: the template's "
+                                                        "default).")
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    data_root: str | None = Field(None, description="Folder of the shared data sets (default: $SDELAB_DATA_ROOT "
+                                                    "or ../shared/data).")
+    output_dir: str | None = Field(None, description="Where run folders go (default: runs/<name>).")
+
+    @field_validator("designs")
+    @classmethod
+    def _nonempty(cls, v):
+        if not v:
+            raise ValueError("list at least one design")
+        return v
+
+    @field_validator("seeds", "train_sizes")
+    @classmethod
+    def _nonempty_list(cls, v):
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Study, Path]:
+    """Validated study and the folder paths in it are resolved against (the working folder)."""
+    path = Path(path)
+    data, node = load_yaml(path)
+    if not isinstance(data, dict):
+        raise SdelabError("a study file must be a mapping of keys to values", path=path)
+    for k, v in (overrides or {}).items():
+        data[k] = v
+    return validate(Study, data, path, node), path
+
+
+def data_root(study: Study, cli: str | None = None) -> Path:
+    return Path(cli or study.data_root or os.environ.get("SDELAB_DATA_ROOT") or "../shared/data").resolve()
+
+
+def output_dir(study: Study, cli: str | None = None) -> Path:
+    return Path(cli or study.output_dir or f"runs/{study.name}").resolve()

@@ -1,0 +1,63 @@
+"""The results table, read from run folders only: a metric per design x train size x evaluation set,
+mean ± sd over seeds, with the majority-class baseline."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from sdelab.study import store
+
+
+def collect(out_dir: Path) -> list[dict]:
+    return [store.read_json(p / "metrics.json") for p in store.finished_cells(out_dir)]
+
+
+def summarize(results: list[dict], metric: str = "accuracy") -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per (design, train size), one column per evaluation set."""
+    sets: list[str] = []
+    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    errors: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    majority: dict[str, float] = {}
+    for r in results:
+        key = (r["design"], str(r["train_size"]))
+        for name, m in r["eval"].items():
+            if name not in sets:
+                sets.append(name)
+            groups[key][name].append(m[metric])
+            errors[key][name].append(m.get("format_error_rate", 0.0))
+            majority.setdefault(name, m["majority_baseline"][metric])
+    header = ["design", "train size", "seeds"] + [f"{s} {metric}" for s in sets] + ["format errors"]
+    rows = []
+    for (design, size), by_set in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        n = max(len(v) for v in by_set.values())
+        cells = [_mean_sd(by_set.get(s, [])) for s in sets]
+        fe = [x for s in sets for x in errors[(design, size)].get(s, [])]
+        rows.append([design, size, str(n), *cells, f"{100 * statistics.fmean(fe):.1f}%" if fe else "-"])
+    rows.append(["majority class", "-", "-", *[f"{majority.get(s, float('nan')):.3f}" for s in sets], "-"])
+    return header, rows
+
+
+def _mean_sd(xs: list[float]) -> str:
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f}"
+
+
+def print_table(out_dir: Path, metric: str = "accuracy", title: str | None = None) -> str:
+    """Print the table with rich and return it as markdown."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = summarize(collect(out_dir), metric)
+    table = Table(title=title or str(out_dir))
+    for h in header:
+        table.add_column(h)
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    return md

@@ -1,0 +1,51 @@
+"""Expand a study into cells (one trained model each), deterministically, each with a stable id."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sdelab.config import Study
+from sdelab.design.options import Design, get_design
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str  # sha256 of the canonical config, 12 hex digits
+    design: Design
+    train_size: int | str
+    seed: int
+    config: dict[str, Any]  # everything that decides the cell's result (written as config.yaml)
+
+    @property
+    def folder_name(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", self.design.name)
+        return f"{slug}__n{self.train_size}__s{self.seed}__{self.id}"
+
+
+def cell_id(config: dict[str, Any]) -> str:
+    canon = json.dumps(config, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+
+def expand(study: Study) -> list[Cell]:
+    designs = [get_design(d) for d in study.designs]
+    names = [d.name for d in designs]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        from sdelab.errors import SdelabError
+        raise SdelabError(f"design names must be unique; repeated: {', '.join(sorted(dup))}", field="designs")
+    cells = []
+    for design in designs:
+        for size in study.train_sizes:
+            for seed in study.seeds:
+                config = {
+                    "task": study.task, "model": study.model, "modeling": study.modeling,
+                    "design": design.to_dict(), "train_size": size, "seed": seed,
+                    "prompt_format": study.prompt_format, "system_prompt": study.system_prompt,
+                    "train": study.train.model_dump(), "eval": study.eval.model_dump(),
+                }
+                cells.append(Cell(cell_id(config), design, size, seed, config))
+    return cells

@@ -1,0 +1,81 @@
+"""Run folders: a cell is built in '<name>.partial/' and renamed when complete, so a folder without that suffix
+is always a finished cell, and an interrupted one is simply redone."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sdelab.errors import SdelabError
+
+PARTIAL = ".partial"
+
+
+def finished(out_dir: Path, folder_name: str) -> bool:
+    return (out_dir / folder_name / "metrics.json").exists()
+
+
+def begin(out_dir: Path, folder_name: str) -> Path:
+    """A fresh work folder for a cell (any leftover from an interrupted run is removed)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        work = out_dir / (folder_name + PARTIAL)
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        probe = work / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise SdelabError(f"cannot write the run folder: {e.strerror}", path=out_dir) from None
+    return work
+
+
+def commit(work: Path) -> Path:
+    """Make a finished cell visible (atomic rename)."""
+    final = work.with_name(work.name[: -len(PARTIAL)])
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+    return final
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_yaml(path: Path, obj: Any) -> None:
+    write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: a reader never sees half a file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SdelabError(f"cannot write: {e.strerror}", path=path) from None
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def finished_cells(out_dir: Path) -> list[Path]:
+    if not out_dir.exists():
+        return []
+    return sorted(p for p in out_dir.iterdir() if p.is_dir() and (p / "metrics.json").exists()
+                  and not p.name.endswith(PARTIAL))

@@ -1,0 +1,183 @@
+"""Read rows from jsonl / json / csv / tsv / 'prefixed' text files, with a column map.
+
+Every row keeps its 1-based line number so later errors can point at it. Nothing here knows about tasks.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdelab.errors import SdelabError
+
+FORMATS = ("jsonl", "json", "csv", "tsv", "prefixed")
+_EXT = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
+
+
+@dataclass(frozen=True)
+class Row:
+    values: dict[str, str]
+    line: int  # 1-based line in the file (for json arrays: the line where the object starts)
+
+
+def guess_format(path: Path) -> str:
+    fmt = _EXT.get(path.suffix.lower())
+    if fmt is None:
+        raise SdelabError(f"cannot tell the format from the extension '{path.suffix}'; set 'format' to one of "
+                          f"{', '.join(FORMATS)}", path=path)
+    return fmt
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 (with or without BOM); anything else is named as an error with the offending line."""
+    if not path.exists():
+        raise SdelabError("data file not found", path=path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SdelabError(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                          "convert the file to UTF-8", path=path, line=line) from None
+    if not text.strip():
+        raise SdelabError("the data file is empty", path=path)
+    return text
+
+
+def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] | None = None) -> list[Row]:
+    """Rows of `path` as {field: value}. `columns` maps field name -> column (key) name in the file;
+    fields not in the map are read from the column of the same name."""
+    path = Path(path)
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise SdelabError(f"unknown format '{fmt}'; known: {', '.join(FORMATS)}", path=path, field="format")
+    text = read_text(path)
+    rows = {"jsonl": _jsonl, "json": _json_array, "csv": _delimited, "tsv": _delimited,
+            "prefixed": _prefixed}[fmt](text, path, fmt)
+    if not rows:
+        raise SdelabError("the data file holds no rows", path=path)
+    if columns:
+        rows = [_apply_columns(r, columns, path) for r in rows]
+    return rows
+
+
+def _apply_columns(row: Row, columns: dict[str, str], path: Path) -> Row:
+    out = dict(row.values)
+    for fieldname, col in columns.items():
+        if col not in row.values:
+            raise SdelabError(f"column '{col}' (mapped to field '{fieldname}') is missing; the row has: "
+                              f"{', '.join(row.values) or 'nothing'}", path=path, line=row.line, field=fieldname)
+        out[fieldname] = row.values[col]
+    return Row(out, row.line)
+
+
+def _scalar(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)) or v is None:
+        return "" if v is None else str(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _obj_row(obj, path: Path, line: int) -> Row:
+    if not isinstance(obj, dict):
+        raise SdelabError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=line)
+    return Row({str(k): _scalar(v) for k, v in obj.items()}, line)
+
+
+def _jsonl(text: str, path: Path, fmt: str) -> list[Row]:
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SdelabError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=i) from None
+        rows.append(_obj_row(obj, path, i))
+    return rows
+
+
+def _json_array(text: str, path: Path, fmt: str) -> list[Row]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SdelabError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=e.lineno) from None
+    if isinstance(data, dict):  # {"data": [...]} is common
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise SdelabError("expected a JSON array of objects (or an object holding exactly one array)", path=path)
+        data = lists[0]
+    if not isinstance(data, list):
+        raise SdelabError("expected a JSON array of objects", path=path)
+    # line numbers of top-level objects: scan with the decoder's positions
+    starts = _array_item_lines(text)
+    return [_obj_row(obj, path, starts[i] if i < len(starts) else 1) for i, obj in enumerate(data)]
+
+
+def _array_item_lines(text: str) -> list[int]:
+    dec, lines = json.JSONDecoder(), []
+    i = text.find("[")
+    if i < 0:
+        return lines
+    i += 1
+    n = len(text)
+    while i < n:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n or text[i] == "]":
+            break
+        try:
+            _, end = dec.raw_decode(text, i)
+        except json.JSONDecodeError:
+            break
+        lines.append(text.count("\n", 0, i) + 1)
+        i = end
+    return lines
+
+
+def _delimited(text: str, path: Path, fmt: str) -> list[Row]:
+    delim = "\t" if fmt == "tsv" else ","
+    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, quoting=quoting)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SdelabError("the data file is empty", path=path) from None
+    header = [h.strip() for h in header]
+    rows = []
+    for rec in reader:
+        line = reader.line_num
+        if not rec or all(not c.strip() for c in rec):
+            continue
+        if len(rec) != len(header):
+            raise SdelabError(f"expected {len(header)} columns ({', '.join(header)}), found {len(rec)}",
+                              path=path, line=line)
+        rows.append(Row(dict(zip(header, rec)), line))
+    return rows
+
+
+def _prefixed(text: str, path: Path, fmt: str) -> list[Row]:
+    """'<label> <text>' per line (the SST-2 stsa.binary files)."""
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        label, _, rest = line.strip().partition(" ")
+        if not rest.strip():
+            raise SdelabError("expected '<label> <text>'", path=path, line=i)
+        rows.append(Row({"label": label, "text": rest.strip()}, i))
+    return rows
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,151 @@
+"""The generative training loop: LoRA on a causal LM, one explicit loop, run through Accelerate.
+
+The same code runs on CPU, one GPU, or many (`accelerate launch`). Logits are computed only at positions that
+carry a label, so the vocabulary projection costs nothing on prompt tokens.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from sdelab.models.tokenize import IGNORE, Encoded
+from sdelab.train.batching import collate, length_grouped_batches
+
+
+@dataclass
+class TrainSettings:
+    epochs: float = 2.0
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: str | list[str] = "all-linear"
+    precision: str = "bf16"  # resolved: bf16 | fp32
+    group_by_length: bool = True
+    log_every: int = 10
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    examples: int = 0
+    tokens: int = 0  # real (non-pad) tokens processed
+    trained_tokens: int = 0  # tokens that carried a label
+    seconds: float = 0.0
+    final_loss: float = float("nan")
+    curve: list[dict] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class CausalLMLoss(torch.nn.Module):
+    """Wraps a causal LM so that forward() returns the mean loss over labelled tokens, projecting only those
+    positions onto the vocabulary. A module, so that DDP / FSDP wrappers see the whole forward."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids, attention_mask, labels):
+        base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+        hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        h = hidden[:, :-1][keep]
+        logits = base.get_output_embeddings()(h).float()
+        return F.cross_entropy(logits, target[keep])
+
+
+def add_lora(lm, s: TrainSettings, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    from sdelab.models.load import quiet_transformers
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
+                     target_modules=s.lora_targets, task_type="CAUSAL_LM")
+    with quiet_transformers():
+        return get_peft_model(lm, cfg)  # adapters stay fp32 even when the base is bf16 (peft's autocast_adapter_dtype)
+
+
+def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pad_id: int,
+                     log_path: Path | None = None, desc: str = "train") -> TrainStats:
+    """Train the (LoRA-wrapped) `lm` in place on `encoded` samples."""
+    from accelerate import Accelerator
+    from transformers import get_linear_schedule_with_warmup
+
+    acc = Accelerator(mixed_precision="bf16" if s.precision == "bf16" else "no",
+                      gradient_accumulation_steps=s.grad_accum)
+    torch.manual_seed(seed)
+    lengths = [len(e.input_ids) for e in encoded]
+    n_epochs = math.ceil(s.epochs)
+    plan = []  # the batches of every epoch, fixed up front so a seed fixes the order
+    for ep in range(n_epochs):
+        batches = length_grouped_batches(lengths, s.batch_size, seed * 1000 + ep, s.group_by_length)
+        if ep + 1 > s.epochs:  # fractional last epoch
+            batches = batches[: int(len(batches) * (s.epochs - ep))]
+        plan += batches
+    total_updates = max(1, math.ceil(len(plan) / s.grad_accum))
+
+    params = [p for p in lm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * total_updates), total_updates)
+    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan, collate_fn=lambda b: collate(b, pad_id))
+    model, opt, loader, sched = acc.prepare(CausalLMLoss(lm), opt, loader, sched)
+    model.train()
+
+    stats = TrainStats()
+    log = open(log_path, "w") if log_path else None
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(plan), desc=desc, unit="batch", dynamic_ncols=True, disable=not acc.is_main_process,
+               mininterval=1.0)
+    run_loss, run_n = 0.0, 0
+    for step, batch in enumerate(loader, 1):
+        with acc.accumulate(model):
+            loss = model(**batch)
+            acc.backward(loss)
+            if acc.sync_gradients and s.max_grad_norm:
+                acc.clip_grad_norm_(params, s.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+        n_tok = int(batch["attention_mask"].sum())
+        stats.tokens += n_tok
+        stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
+        stats.examples += batch["input_ids"].shape[0]
+        loss_value = float(loss.detach())
+        run_loss += loss_value
+        run_n += 1
+        stats.steps = step
+        elapsed = time.perf_counter() - t0
+        if step % s.log_every == 0 or step == len(plan):
+            point = {"step": step, "epoch": round(step / max(1, len(plan)) * s.epochs, 3),
+                     "loss": round(run_loss / run_n, 5), "lr": sched.get_last_lr()[0],
+                     "tokens": stats.tokens, "seconds": round(elapsed, 2)}
+            stats.curve.append(point)
+            stats.final_loss = point["loss"]
+            if log:
+                log.write(json.dumps(point) + "\n")
+                log.flush()
+            run_loss, run_n = 0.0, 0
+        bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{stats.tokens / max(elapsed, 1e-9):.0f}")
+        bar.update(1)
+    bar.close()
+    if log:
+        log.close()
+    stats.seconds = time.perf_counter() - t0
+    acc.free_memory()
+    return stats
