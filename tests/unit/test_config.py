@@ -1,0 +1,33 @@
+import pytest
+
+from sdelab.config import load_study
+from sdelab.errors import SdelabError
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\ntask: demo-reviews\ntrain:\n  epochs: 1\n  lerning_rate: 0.1\n")
+    with pytest.raises(SdelabError) as e:
+        load_study(p)
+    msg = str(e.value)
+    assert "s.yaml:5" in msg and "train.lerning_rate" in msg and "unknown key" in msg
+
+
+def test_wrong_type_is_named(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\ntask: demo-reviews\nseeds: [0, one]\n")
+    with pytest.raises(SdelabError, match=r"s.yaml:3: field 'seeds.1'"):
+        load_study(p)
+
+
+def test_top_level_did_you_mean(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\ntask: demo-reviews\ndesign: [inst-first]\n")
+    with pytest.raises(SdelabError, match=r"did you mean 'designs'"):
+        load_study(p)
+
+
+def test_quickstart_study_is_valid():
+    from pathlib import Path
+    study, _ = load_study(Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml")
+    assert len(study.designs) >= 2 and study.model == "smollm2-135m"

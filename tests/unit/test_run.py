@@ -1,0 +1,96 @@
+"""A whole study on a tiny random model: train, evaluate, run folder contents, resume."""
+import json
+
+import pytest
+import yaml
+
+from sdelab.cli import main
+from sdelab.config import load_study
+from sdelab.study.grid import expand
+
+
+def write_study(tmp_path, model_dir, task_yaml, **extra):
+    study = {"name": "tiny", "task": str(task_yaml), "model": str(model_dir),
+             "designs": ["inst-first", "inst-last+mi"], "train_sizes": [12], "seeds": [0],
+             "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "max_length": 128, "precision": "fp32"},
+             "eval": {"max_new_tokens": 4, "batch_size": 4},
+             "output_dir": str(tmp_path / "runs")}
+    study.update(extra)
+    p = tmp_path / "study.yaml"
+    p.write_text(yaml.safe_dump(study))
+    return p
+
+
+def test_study_end_to_end_and_resume(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml)
+    assert main(["run", str(p)]) == 0
+    runs = tmp_path / "runs"
+    cells = sorted(d for d in runs.iterdir() if d.is_dir())
+    assert len(cells) == 2 and not any(d.name.endswith(".partial") for d in cells)
+    for d in cells:
+        names = {f.name for f in d.iterdir()}
+        assert {"config.yaml", "manifest.json", "predictions.jsonl", "metrics.json", "adapter",
+                "train_log.jsonl"} <= names
+        assert (d / "adapter" / "adapter_config.json").exists()
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert set(metrics["eval"]) == {"test_id", "test_ood"}
+        m = metrics["eval"]["test_id"]
+        assert m["n"] == 4 and 0 <= m["accuracy"] <= 1 and m["format_errors"] + sum(
+            v for k, v in m["pred_distribution"].items() if k != "<error>") == 4
+        preds = [json.loads(line) for line in (d / "predictions.jsonl").read_text().splitlines()]
+        assert len(preds) == 7 and {"input", "raw", "parsed", "gold", "error", "eval_set"} <= set(preds[0])
+        man = json.loads((d / "manifest.json").read_text())
+        assert man["seed"] == 0 and man["train"]["examples"] == 12 and man["train"]["tokens"] > 0
+        assert man["versions"]["torch"] and all(len(h) == 64 for h in man["data_files"].values())
+        curve = [json.loads(x) for x in (d / "train_log.jsonl").read_text().splitlines()]
+        assert curve[-1]["step"] == 6  # 12 examples / batch 4 * 2 epochs
+    assert (runs / "table.md").exists() and "majority class" in (runs / "table.md").read_text()
+    capsys.readouterr()
+    # a second run skips both finished cells
+    assert main(["run", str(p)]) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+
+
+def test_training_lowers_the_loss(tmp_path, tiny_model_dir, tiny_task_yaml):
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"],
+                    train={"epochs": 8, "batch_size": 4, "lr": 1e-2, "max_length": 128, "precision": "fp32"})
+    assert main(["run", str(p)]) == 0
+    d = next((tmp_path / "runs").glob("inst-first*"))
+    curve = [json.loads(x)["loss"] for x in (d / "train_log.jsonl").read_text().splitlines()]
+    assert curve[-1] < 0.7 * curve[0]
+
+
+def test_interrupted_cell_is_redone(tmp_path, tiny_model_dir, tiny_task_yaml):
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"])
+    study, _ = load_study(p)
+    cell = expand(study)[0]
+    stale = tmp_path / "runs" / (cell.folder_name + ".partial")
+    stale.mkdir(parents=True)
+    (stale / "config.yaml").write_text("half-written")
+    assert main(["run", str(p)]) == 0
+    assert not stale.exists() and (tmp_path / "runs" / cell.folder_name / "metrics.json").exists()
+
+
+def test_dry_run_lists_cells(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, seeds=[0, 1], train_sizes=[6, 12])
+    assert main(["run", str(p), "--dry-run"]) == 0
+    assert "8 cells" in capsys.readouterr().out
+
+
+def test_cell_ids_are_stable_and_distinct(tmp_path, tiny_model_dir, tiny_task_yaml):
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, seeds=[0, 1])
+    a = [c.id for c in expand(load_study(p)[0])]
+    b = [c.id for c in expand(load_study(p)[0])]
+    assert a == b and len(set(a)) == 4
+
+
+@pytest.mark.parametrize("method", ["score"])
+def test_label_scoring_study(tmp_path, tiny_model_dir, tiny_task_yaml, method):
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"],
+                    eval={"method": method, "batch_size": 4})
+    assert main(["run", str(p)]) == 0
+    d = next((tmp_path / "runs").glob("inst-first*"))
+    m = json.loads((d / "metrics.json").read_text())["eval"]["test_id"]
+    assert m["format_errors"] == 0
+    pred = json.loads((d / "predictions.jsonl").read_text().splitlines()[0])
+    assert set(pred["scores"]) == {"positive", "negative", "neutral"}
