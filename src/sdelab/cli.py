@@ -56,14 +56,24 @@ def _render(args) -> int:
         for ex in ctx.train_pool[: args.n]:
             enc = encode_train(ctx.formatter, render(ctx.task, d, ex))
             text = Text()
-            for tid, lab in zip(enc.input_ids, enc.labels):
-                piece = tok.decode([tid])
-                text.append(piece, style="bold green" if lab != IGNORE else "dim")
+            for trained, ids in _runs(enc.input_ids, [lab != IGNORE for lab in enc.labels]):
+                text.append(tok.decode(ids), style="bold green" if trained else "dim")
             console.print(text)
             n_tr = sum(1 for x in enc.labels if x != IGNORE)
             console.print(f"[cyan]{len(enc.input_ids)} tokens, {n_tr} trained (green), "
                           f"{enc.truncated} input tokens truncated[/cyan]\n")
     return 0
+
+
+def _runs(ids: list[int], flags: list[bool]) -> list[tuple[bool, list[int]]]:
+    """Consecutive tokens with the same trained flag, decoded together (multi-byte characters stay whole)."""
+    out: list[tuple[bool, list[int]]] = []
+    for tid, flag in zip(ids, flags):
+        if out and out[-1][0] == flag:
+            out[-1][1].append(tid)
+        else:
+            out.append((flag, [tid]))
+    return out
 
 
 def _models(args) -> int:
