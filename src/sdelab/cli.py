@@ -29,8 +29,8 @@ def _run(args) -> int:
     ctx = prepare(study, path, args.data_root, args.output_dir)
     print(f"study '{study.name}': {len(cells)} cells, model {study.model} ({ctx.precision}), task {study.task}, "
           f"output {ctx.out_dir}")
-    run_study(ctx, cells)
-    md = print_table(ctx.out_dir, title=f"{study.name}: accuracy")
+    folders = run_study(ctx, cells)
+    md = print_table(ctx.out_dir, title=f"{study.name}: accuracy", folders=folders)
     store.write_text(ctx.out_dir / "table.md", md)
     return 0
 

@@ -46,7 +46,8 @@ class EvalSection(_Strict):
                                                      "seed-independent subset, the same for every cell).")
     method: Literal["generate", "score"] = Field("generate", description="'generate': greedy decoding + parse; "
                                                  "'score': the label with the highest likelihood.")
-    max_new_tokens: int = Field(16, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, description="Generation budget; default: the longest "
+                                       "response the design can write, plus 4 tokens.")
     batch_size: int = Field(32, ge=1)
 
 

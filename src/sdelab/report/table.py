@@ -9,8 +9,9 @@ from pathlib import Path
 from sdelab.study import store
 
 
-def collect(out_dir: Path) -> list[dict]:
-    return [store.read_json(p / "metrics.json") for p in store.finished_cells(out_dir)]
+def collect(out_dir: Path, folders: list[Path] | None = None) -> list[dict]:
+    """metrics.json of the given cell folders (default: every finished cell under out_dir)."""
+    return [store.read_json(p / "metrics.json") for p in (folders or store.finished_cells(out_dir))]
 
 
 def summarize(results: list[dict], metric: str = "accuracy") -> tuple[list[str], list[list[str]]]:
@@ -46,12 +47,13 @@ def _mean_sd(xs: list[float]) -> str:
     return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 
-def print_table(out_dir: Path, metric: str = "accuracy", title: str | None = None) -> str:
+def print_table(out_dir: Path, metric: str = "accuracy", title: str | None = None,
+                folders: list[Path] | None = None) -> str:
     """Print the table with rich and return it as markdown."""
     from rich.console import Console
     from rich.table import Table
 
-    header, rows = summarize(collect(out_dir), metric)
+    header, rows = summarize(collect(out_dir, folders), metric)
     table = Table(title=title or str(out_dir))
     for h in header:
         table.add_column(h)

@@ -156,8 +156,9 @@ def evaluate(ctx: Context, lm, design, examples: list[Example], set_name: str) -
         raws = [labels[names[max(range(len(names)), key=lambda j: sc[j])]] for sc in scores]
         finished = [True] * len(raws)
     else:
-        prompts = [encode_prompt(f, s, ev.max_new_tokens)[0] for s in samples]
-        gens = generate(lm, ctx.tokenizer, prompts, ev.max_new_tokens, ev.batch_size, precision=ctx.precision,
+        budget = ev.max_new_tokens or max(len(response_ids(f, t)) for t in labels.values()) + 4
+        prompts = [encode_prompt(f, s, budget)[0] for s in samples]
+        gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
                         desc=f"generate {set_name}")
         raws, finished = [g.text for g in gens], [g.finished for g in gens]
         scores = None
