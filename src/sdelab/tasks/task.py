@@ -1,18 +1,22 @@
 """Task: what a data set asks for (fields, label space, templates, where its splits live), declared in YAML."""
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sdelab.errors import SdelabError
-from sdelab.tasks.readers import FORMATS, read_rows
+from sdelab.tasks.readers import FORMATS, Row, read_rows
 
-Family = Literal["single_classification", "pair_classification"]
+Family = Literal["single_classification", "pair_classification", "multi_aspect", "span_extraction",
+                 "text_generation"]
 FAMILIES: tuple[str, ...] = Family.__args__  # type: ignore[attr-defined]
+CLASSIFICATION = ("single_classification", "pair_classification")
+UNMENTIONED = "unmentioned"  # the reserved label of an aspect the text does not mention (multi_aspect)
 
 
 class _Strict(BaseModel):
@@ -21,7 +25,10 @@ class _Strict(BaseModel):
 
 class TemplateSpec(_Strict):
     name: str = Field(description="Short name used by designs (`template: NAME`) and reports.")
-    instruction: str = Field(description="The task instruction.")
+    instruction: str = Field(description="The task instruction (the 'concise' prompt style). May use {targets} "
+                                          "and {labels}.")
+    complex: str | None = Field(None, description="The 'complex' prompt style: task definition, label "
+                                                  "definitions, what counts as a match.")
     input: str = Field(description="How the input fields are written, with {field} placeholders.")
 
 
@@ -41,9 +48,19 @@ class TaskSpec(_Strict):
     language: Literal["en", "zh"]
     description: str = ""
     inputs: list[str] = Field(description="Input field names, in order.")
-    labels: dict[str, str] = Field(description="Label name -> the words the model writes (TxtLabel).")
+    labels: dict[str, str] = Field(default_factory=dict, description="Label name -> the words the model writes "
+                                   "(TxtLabel). Classification: the classes; multi_aspect: each aspect's labels.")
+    label_numbers: dict[str, int] | None = Field(None, description="Label name -> number (NumLabel); default "
+                                                 "1, 0, -1, ... in label order, and -2 for unmentioned.")
     label_map: dict[str, str] | None = Field(None, description="Raw value in the data -> label name.")
-    aliases: dict[str, list[str]] = Field(default_factory=dict, description="Label name -> other accepted answers.")
+    aliases: dict[str, list[str]] = Field(default_factory=dict, description="Label or target name -> other "
+                                                                             "accepted answers.")
+    targets: dict[str, str] | None = Field(None, description="multi_aspect: aspect name -> how it is written; "
+                                           "span_extraction: entity/event type -> how it is written.")
+    placeholder: str | None = Field(None, description="What PU designs write for an unmentioned target "
+                                                      "(default: 未提及 / not mentioned).")
+    heuristic: dict | None = Field(None, description="This task's 'heuristic' design (default: the Sample Design "
+                                                     "Engineering baseline).")
     drop_labels: list[str] = Field(default_factory=list, description="Raw label values meaning 'no gold': such "
                                                                      "rows are skipped.")
     skip_empty: bool = Field(False, description="Skip rows with an empty input (counted) instead of failing; "
@@ -55,26 +72,48 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        expect = 2 if self.family == "pair_classification" else 1
-        if len(self.inputs) != expect:
-            raise ValueError(f"family {self.family} takes {expect} input field(s), got {len(self.inputs)}")
+        if self.family == "pair_classification" and len(self.inputs) != 2:
+            raise ValueError(f"family {self.family} takes 2 input fields, got {len(self.inputs)}")
+        if self.family != "pair_classification" and self.family != "text_generation" and len(self.inputs) != 1:
+            raise ValueError(f"family {self.family} takes 1 input field, got {len(self.inputs)}")
+        if self.family in CLASSIFICATION + ("multi_aspect",) and not self.labels:
+            raise ValueError(f"family {self.family} needs labels")
+        if self.family in ("multi_aspect", "span_extraction") and not self.targets:
+            raise ValueError(f"family {self.family} needs targets")
+        if UNMENTIONED in self.labels:
+            raise ValueError(f"'{UNMENTIONED}' is reserved (multi_aspect adds it); do not list it in labels")
+        names = set(self.labels) | ({UNMENTIONED} if self.family == "multi_aspect" else set())
         for raw, name in (self.label_map or {}).items():
-            if name not in self.labels:
+            if name not in names:
                 raise ValueError(f"label_map maps '{raw}' to '{name}', which is not in labels")
         for name in self.aliases:
-            if name not in self.labels:
-                raise ValueError(f"aliases names '{name}', which is not in labels")
+            if name not in names and name not in (self.targets or {}):
+                raise ValueError(f"aliases names '{name}', which is neither a label nor a target")
+        for name in self.label_numbers or {}:
+            if name not in names:
+                raise ValueError(f"label_numbers names '{name}', which is not in labels")
         if self.train_split not in self.splits:
             raise ValueError(f"train_split '{self.train_split}' is not one of the splits")
         return self
 
 
+Gold = Union[str, dict, tuple]
+
+
 @dataclass(frozen=True)
 class Example:
+    """One row. `gold` depends on the family: a label name (classification); {aspect: label name} over every
+    aspect (multi_aspect); a tuple of (type, text) pairs in reading order (span_extraction); a text
+    (text_generation). `rationale` feeds CoT designs."""
     id: str
     fields: dict[str, str]
-    label: str  # a label name of the task
+    gold: Gold
     source: str = ""  # "path:line"
+    rationale: str | None = None
+
+    @property
+    def label(self) -> Gold:  # classification code reads better with this name
+        return self.gold
 
 
 @dataclass
@@ -89,7 +128,8 @@ class Task:
 
     @property
     def label_names(self) -> list[str]:
-        return list(self.spec.labels)
+        """Every label a prediction can take (multi_aspect: the task's labels plus 'unmentioned')."""
+        return list(self.spec.labels) + ([UNMENTIONED] if self.spec.family == "multi_aspect" else [])
 
     def template(self, name: str | None) -> TemplateSpec:
         if name is None:
@@ -115,14 +155,14 @@ class Task:
             raise SdelabError(f"task '{self.name}' has no split '{split}'; known: {', '.join(self.spec.splits)}")
         return self.spec.splits[split]
 
-    def load(self, split: str, data_root: Path) -> list[Example]:
+    def load(self, split: str, data_root: Path, extra_columns: dict[str, str] | None = None) -> list[Example]:
         """All examples of a split, validated: non-empty inputs, labels inside the label set."""
         spec = self._split(split)
         path = self.split_path(split, data_root)
         if spec.path.startswith("{data_root}") and not data_root.exists():
             raise SdelabError(f"the data root {data_root} does not exist (set data_root in the study, "
                               "--data-root, or SDELAB_DATA_ROOT)", path=path)
-        columns = spec.columns or self.spec.columns
+        columns = {**(spec.columns or self.spec.columns or {}), **(extra_columns or {})}
         rows = read_rows(path, spec.format, columns)
         if spec.rows:
             a, _, b = spec.rows.partition(":")
@@ -141,25 +181,89 @@ class Task:
                 if not v.strip():
                     raise SdelabError("empty text", path=path, line=row.line, field=f)
                 fields[f] = v.strip()
-            raw = row.values.get("label")
-            if raw is None:
-                raise SdelabError("missing label column", path=path, line=row.line, field="label")
-            if raw.strip() in self.spec.drop_labels:
+            if self._dropped(row):
                 self.skipped[split] += 1
                 continue
-            label = self.to_label(raw.strip())
-            if label is None:
-                allowed = list(self.spec.label_map or self.spec.labels)
-                raise SdelabError(f"label '{raw}' is not in the task's label set ({', '.join(allowed)})",
-                                  path=path, line=row.line, field="label")
+            gold = self._gold(row, path)
             rid = row.values.get("id") or row.values.get("idx") or f"{split}-{row.line}"
-            out.append(Example(id=str(rid), fields=fields, label=label, source=f"{path.name}:{row.line}"))
+            rationale = (row.values.get("rationale") or "").strip() or None
+            out.append(Example(id=str(rid), fields=fields, gold=gold, source=f"{path.name}:{row.line}",
+                               rationale=rationale))
         return out
 
-    def to_label(self, raw: str) -> str | None:
-        if self.spec.label_map is not None:
-            return self.spec.label_map.get(raw)
-        return raw if raw in self.spec.labels else None
+    # -- gold, per family -------------------------------------------------------------------------------------
+    def _dropped(self, row: Row) -> bool:
+        if not self.spec.drop_labels:
+            return False
+        keys = ["label"] if self.is_classification else list(self.spec.targets or [])
+        return any((row.values.get(k) or "").strip() in self.spec.drop_labels for k in keys)
+
+    def _gold(self, row: Row, path: Path):
+        fam = self.spec.family
+        if fam in CLASSIFICATION:
+            return self._label(row, "label", path, allowed=self.spec.labels)
+        if fam == "multi_aspect":
+            return {t: self._label(row, t, path, allowed={**self.spec.labels, UNMENTIONED: ""})
+                    for t in self.spec.targets}
+        if fam == "span_extraction":
+            return self._spans(row, path)
+        out = row.values.get("output")
+        if out is None:
+            raise SdelabError("missing output column", path=path, line=row.line, field="output")
+        if not out.strip():
+            raise SdelabError("empty reference text", path=path, line=row.line, field="output")
+        return out.strip()
+
+    def _label(self, row: Row, key: str, path: Path, allowed: dict) -> str:
+        raw = row.values.get(key)
+        if raw is None:
+            raise SdelabError(f"missing column for '{key}' (columns: {', '.join(row.values)})", path=path,
+                              line=row.line, field=key)
+        raw = raw.strip()
+        label = self.spec.label_map.get(raw) if self.spec.label_map is not None else (raw if raw in allowed
+                                                                                       else None)
+        if label is None:
+            known = list(self.spec.label_map or allowed)
+            raise SdelabError(f"label '{raw}' is not in the task's label set ({', '.join(known)})",
+                              path=path, line=row.line, field=key)
+        return label
+
+    def _spans(self, row: Row, path: Path) -> tuple[tuple[str, str], ...]:
+        raw = row.values.get("spans")
+        if raw is None:
+            raise SdelabError("missing spans column", path=path, line=row.line, field="spans")
+        try:
+            items = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError:
+            raise SdelabError("spans must be a JSON list of [type, text] or {\"type\", \"text\"}", path=path,
+                              line=row.line, field="spans") from None
+        out = []
+        for it in items:
+            typ, text = (it.get("type"), it.get("text")) if isinstance(it, dict) else (tuple(it) + (None, None))[:2]
+            if typ not in self.spec.targets:
+                raise SdelabError(f"type '{typ}' is not in the task's schema ({', '.join(self.spec.targets)})",
+                                  path=path, line=row.line, field="spans")
+            if not isinstance(text, str) or not text.strip():
+                raise SdelabError("a span with an empty text", path=path, line=row.line, field="spans")
+            out.append((typ, text.strip()))
+        order = {t: i for i, t in enumerate(self.spec.targets)}
+        return tuple(sorted(out, key=lambda s: order[s[0]]))  # by type, reading order within a type
+
+    # -- label spaces -----------------------------------------------------------------------------------------
+    @property
+    def is_classification(self) -> bool:
+        return self.spec.family in CLASSIFICATION
+
+    def label_number(self, label: str) -> int:
+        nums = self.spec.label_numbers
+        if nums and label in nums:
+            return nums[label]
+        if label == UNMENTIONED:
+            return -2
+        return 1 - list(self.spec.labels).index(label)
+
+    def placeholder(self) -> str:
+        return self.spec.placeholder or {"zh": "未提及", "en": "not mentioned"}[self.spec.language]
 
 
 def subset(examples: list[Example], size: int | None, seed: int, *, what: str = "training set") -> list[Example]:
@@ -176,4 +280,4 @@ def majority_label(examples: list[Example]) -> str:
     return Counter(e.label for e in examples).most_common(1)[0][0]
 
 
-__all__ = ["Task", "TaskSpec", "Example", "subset", "majority_label", "FAMILIES", "FORMATS"]
+__all__ = ["Task", "TaskSpec", "Example", "subset", "majority_label", "FAMILIES", "FORMATS", "UNMENTIONED"]
