@@ -12,7 +12,8 @@ from pathlib import Path
 
 from sdelab.errors import SdelabError
 
-FORMATS = ("jsonl", "json", "csv", "tsv", "prefixed")
+FORMATS = ["jsonl", "json", "csv", "tsv", "prefixed"]  # extended by sdelab.tasks.formats (data-set layouts)
+READERS: dict = {}  # format name -> fn(text, path) -> list[Row], for the data-set layouts
 _EXT = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
 
 
@@ -51,11 +52,15 @@ def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] 
     fields not in the map are read from the column of the same name."""
     path = Path(path)
     fmt = fmt or guess_format(path)
+    import sdelab.tasks.formats  # noqa: F401  (registers the data-set layouts)
     if fmt not in FORMATS:
         raise SdelabError(f"unknown format '{fmt}'; known: {', '.join(FORMATS)}", path=path, field="format")
     text = read_text(path)
-    rows = {"jsonl": _jsonl, "json": _json_array, "csv": _delimited, "tsv": _delimited,
-            "prefixed": _prefixed}[fmt](text, path, fmt)
+    if fmt in READERS:
+        rows = READERS[fmt](text, path)
+    else:
+        rows = {"jsonl": _jsonl, "json": _json_array, "csv": _delimited, "tsv": _delimited,
+                "prefixed": _prefixed}[fmt](text, path, fmt)
     if not rows:
         raise SdelabError("the data file holds no rows", path=path)
     if columns:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sdelab.errors import SdelabError
 from sdelab.tasks.readers import FORMATS, Row, read_rows
@@ -35,11 +35,18 @@ class TemplateSpec(_Strict):
 class SplitSpec(_Strict):
     path: str = Field(description="Data file. '{data_root}/...' is read from the data root, other relative "
                                   "paths from the task YAML's folder.")
-    format: Literal["jsonl", "json", "csv", "tsv", "prefixed"] | None = Field(
-        None, description="File format; guessed from the extension when omitted.")
+    format: str | None = Field(None, description="File format (sdelab.tasks.readers.FORMATS); guessed from the "
+                                                 "extension when omitted.")
     columns: dict[str, str] | None = Field(None, description="field -> column in the file (overrides the task's).")
     rows: str | None = Field(None, description="A slice 'start:end' of the file's rows (to split one file).")
     domain: Literal["in", "out"] = Field("in", description="In-domain or out-of-domain relative to train.")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v):
+        if v is not None and v not in FORMATS:
+            raise ValueError(f"unknown format '{v}'; known: {', '.join(FORMATS)}")
+        return v
 
 
 class TaskSpec(_Strict):
