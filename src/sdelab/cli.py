@@ -33,7 +33,7 @@ def _run(args) -> int:
     print(f"study '{study.name}': {len(cells)} cells, model {study.model} ({ctx.precision}), task {study.task}, "
           f"output {ctx.out_dir}")
     folders = run_study(ctx, cells)
-    md = print_table(ctx.out_dir, title=f"{study.name}: accuracy", folders=folders)
+    md = print_table(ctx.out_dir, title=study.name, folders=folders)
     store.write_text(ctx.out_dir / "table.md", md)
     return 0
 
@@ -62,7 +62,7 @@ def _render(args) -> int:
     for d in designs:
         console.rule(f"design {d.name}")
         shown = attach_rationales(ctx.task, pool[: args.n], study.rationales, d.reasoning != "none")
-        for sample in build_samples(ctx, d, shown, pool, study.seeds[0]):
+        for sample in build_samples(ctx, ctx.task, d, shown, pool, study.seeds[0]):
             enc = encode_train(ctx.formatter, sample)
             text = Text()
             for trained, ids in _runs(enc.input_ids, [lab != IGNORE for lab in enc.labels]):
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_tasks)
     rp = sub.add_parser("report", help="print the results table of a study's output folder")
     rp.add_argument("study_dir")
-    rp.add_argument("--metric", default="accuracy")
+    rp.add_argument("--metric", help="default: each evaluation set's primary metric")
     rp.set_defaults(fn=_report)
     return p
 

@@ -40,9 +40,14 @@ class TrainSection(_Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings)
 
 
+class EvalSet(_Strict):
+    set: str = Field(description="A split of the study's task, or 'task:split' of another task (cross-task).")
+    template: str | None = Field(None, description="Evaluate with this template wording (default: the design's).")
+
+
 class EvalSection(_Strict):
-    sets: list[str] | None = Field(None, description="Splits of the task to evaluate on (default: all but "
-                                                     "train).")
+    sets: list[str | EvalSet] | None = Field(None, description="Evaluation sets: splits of the task, 'task:split' "
+                                             "of other tasks, or {set, template} (default: every split but train).")
     size: int | None = Field(None, ge=1, description="At most this many examples per evaluation set (a fixed, "
                                                      "seed-independent subset, the same for every cell).")
     method: Literal["generate", "score"] = Field("generate", description="'generate': greedy decoding + parse; "
@@ -58,6 +63,8 @@ class Study(_Strict):
     model: str = Field("smollm2-135m", description="Catalog name, local folder, .gguf file or hub id.")
     designs: list[str | dict[str, Any]] = Field(default_factory=lambda: ["inst-first"])
     modeling: Literal["generative"] = "generative"
+    untuned: list[int] = Field(default_factory=list, description="Also evaluate the untuned base model with k "
+                               "in-context demonstrations for each k listed (0 = zero-shot), per design.")
     train_sizes: list[int | Literal["all"]] = Field(default_factory=lambda: [1000])
     seeds: list[int] = Field(default_factory=lambda: [0])
     prompt_format: Literal["chat", "plain"] = Field("chat", description="The model's chat template, or plain "

@@ -14,28 +14,40 @@ def collect(out_dir: Path, folders: list[Path] | None = None) -> list[dict]:
     return [store.read_json(p / "metrics.json") for p in (folders or store.finished_cells(out_dir))]
 
 
-def summarize(results: list[dict], metric: str = "accuracy") -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per (design, train size), one column per evaluation set."""
+def summarize(results: list[dict], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per (design, train size), one column per evaluation set; `metric` None means
+    each set's primary metric (accuracy, kappa, F1, ROUGE-L)."""
     sets: list[str] = []
+    names: dict[str, str] = {}
     groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     majority: dict[str, float] = {}
     for r in results:
-        key = (r["design"], str(r["train_size"]))
+        size = f"untuned, k={r['untuned']}" if r.get("untuned") is not None else str(r["train_size"])
+        key = (r["design"], size)
         for name, m in r["eval"].items():
             if name not in sets:
                 sets.append(name)
-            groups[key][name].append(m[metric])
+            met = metric or m.get("primary", "accuracy")
+            tag = {"out_of_domain": " (OOD)", "cross_task": " (cross-task)"}.get(m.get("kind"), "")
+            if m.get("template_seen") is False:
+                tag += " (unseen template)"
+            names[name] = f"{name}{tag} {met}"
+            groups[key][name].append(m[met])
             errors[key][name].append(m.get("format_error_rate", 0.0))
-            majority.setdefault(name, m["majority_baseline"][metric])
-    header = ["design", "train size", "seeds"] + [f"{s} {metric}" for s in sets] + ["format errors"]
+            base = m.get("majority_baseline")
+            if base and met in base:
+                majority.setdefault(name, base[met])
+    header = ["design", "train size", "seeds"] + [names[s] for s in sets] + ["format errors"]
     rows = []
     for (design, size), by_set in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         n = max(len(v) for v in by_set.values())
         cells = [_mean_sd(by_set.get(s, [])) for s in sets]
         fe = [x for s in sets for x in errors[(design, size)].get(s, [])]
         rows.append([design, size, str(n), *cells, f"{100 * statistics.fmean(fe):.1f}%" if fe else "-"])
-    rows.append(["majority class", "-", "-", *[f"{majority.get(s, float('nan')):.3f}" for s in sets], "-"])
+    if majority:
+        rows.append(["majority class", "-", "-", *[f"{majority[s]:.3f}" if s in majority else "-" for s in sets],
+                     "-"])
     return header, rows
 
 
@@ -47,7 +59,7 @@ def _mean_sd(xs: list[float]) -> str:
     return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 
-def print_table(out_dir: Path, metric: str = "accuracy", title: str | None = None,
+def print_table(out_dir: Path, metric: str | None = None, title: str | None = None,
                 folders: list[Path] | None = None) -> str:
     """Print the table with rich and return it as markdown."""
     from rich.console import Console

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sdelab.config import Study
@@ -18,10 +18,13 @@ class Cell:
     train_size: int | str
     seed: int
     config: dict[str, Any]  # everything that decides the cell's result (written as config.yaml)
+    untuned: int | None = None  # k demonstrations for an untuned base-model cell; None for a trained cell
 
     @property
     def folder_name(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", self.design.name)
+        slug = re.sub(r"[^A-Za-z0-9_.+=-]", "_", self.design.name)
+        if self.untuned is not None:
+            return f"{slug}__untuned-k{self.untuned}__{self.id}"
         return f"{slug}__n{self.train_size}__s{self.seed}__{self.id}"
 
 
@@ -53,4 +56,12 @@ def expand(study: Study, designs: list[Design]) -> list[Cell]:
                     "train": study.train.model_dump(), "eval": study.eval.model_dump(),
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config))
+        for k in study.untuned:  # the untuned base model: zero-shot (k=0) and k-shot in-context
+            d = replace(design, demos=k) if k else design
+            config = {"task": study.task, "model": study.model, "modeling": "untuned", "design": d.to_dict(),
+                      "seed": study.seeds[0], "prompt_format": study.prompt_format,
+                      "system_prompt": study.system_prompt, "eval": study.eval.model_dump(), "untuned": k,
+                      "train_size": study.train_sizes[0],
+                      "rationales": study.rationales.model_dump() if study.rationales else None}
+            cells.append(Cell(cell_id(config), d, 0, study.seeds[0], config, untuned=k))
     return cells
