@@ -10,3 +10,17 @@ def test_design_options_doc_is_current():
     spec.loader.exec_module(mod)
     assert (ROOT / "docs" / "design-options.md").read_text() == mod.build(), \
         "docs/design-options.md is stale: run python tools/design_doc.py"
+
+
+def test_readme_study_example_is_valid(tmp_path, capsys):
+    import re
+
+    from sdelab.cli import main
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## A study\n\n```yaml\n(.*?)```", text, re.S).group(1)
+    p = tmp_path / "study.yaml"
+    p.write_text(block)
+    assert main(["run", str(p), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    # 3 named designs + es-sde and its one-factor variants (es-sde repeated would be refused) ... x 2 sizes x 2 seeds
+    assert "cells" in out and "untuned-k4" in out

@@ -39,11 +39,13 @@ def study_designs(study: Study, task) -> list[Design]:
 
 
 def expand(study: Study, designs: list[Design]) -> list[Cell]:
-    names = [d.name for d in designs]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        from sdelab.errors import SdelabError
-        raise SdelabError(f"design names must be unique; repeated: {', '.join(sorted(dup))}", field="designs")
+    unique: dict[str, Design] = {}
+    for d in designs:  # the same design listed twice (e.g. a preset and a one-factor sweep around it) runs once
+        if d.name in unique and unique[d.name] != d:
+            from sdelab.errors import SdelabError
+            raise SdelabError(f"two different designs are both named '{d.name}'", field="designs")
+        unique.setdefault(d.name, d)
+    designs = list(unique.values())
     cells = []
     for design in designs:
         for size in study.train_sizes:

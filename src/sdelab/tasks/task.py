@@ -40,6 +40,7 @@ class SplitSpec(_Strict):
     columns: dict[str, str] | None = Field(None, description="field -> column in the file (overrides the task's).")
     rows: str | None = Field(None, description="A slice 'start:end' of the file's rows (to split one file).")
     domain: Literal["in", "out"] = Field("in", description="In-domain or out-of-domain relative to train.")
+    evaluate: bool = Field(True, description="Evaluated by default (false for pools of demonstrations).")
 
     @field_validator("format")
     @classmethod
@@ -148,7 +149,7 @@ class Task:
                           f"{', '.join(t.name for t in self.spec.templates)}")
 
     def eval_splits(self) -> list[str]:
-        return [s for s in self.spec.splits if s != self.spec.train_split]
+        return [s for s, sp in self.spec.splits.items() if s != self.spec.train_split and sp.evaluate]
 
     def split_path(self, split: str, data_root: Path) -> Path:
         spec = self._split(split)
