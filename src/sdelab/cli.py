@@ -10,19 +10,16 @@ from sdelab.errors import SdelabError
 
 
 def _run(args) -> int:
-    from sdelab.config import load_study
-    from sdelab.study import store
-    from sdelab.study.grid import expand
-    from sdelab.study.runner import prepare, run_study
+    from sdelab.config import load_study, output_dir
     from sdelab.report.table import print_table
-
-    from sdelab.study.grid import study_designs
+    from sdelab.study import store
+    from sdelab.study.grid import expand, study_designs
+    from sdelab.study.runner import prepare, run_study
     from sdelab.tasks.registry import get_task
 
     study, path = load_study(args.study)
     cells = expand(study, study_designs(study, get_task(study.task, path.parent)))
     if args.dry_run:
-        from sdelab.config import output_dir
         out = output_dir(study, args.output_dir)
         for c in cells:
             state = "finished" if store.finished(out, c.folder_name) else "todo"

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sdelab.errors import SdelabError
 from sdelab.tasks.readers import FORMATS, Row, read_rows
+import sdelab.tasks.formats  # noqa: F401,E402,I001  (registers the data-set layouts before `format:` is checked)
 
 Family = Literal["single_classification", "pair_classification", "multi_aspect", "span_extraction",
                  "text_generation"]
