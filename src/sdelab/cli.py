@@ -19,6 +19,8 @@ def _run(args) -> int:
 
     study, path = load_study(args.study)
     cells = expand(study, study_designs(study, get_task(study.task, path.parent)))
+    if args.shard:
+        cells = shard(cells, args.shard)
     if args.dry_run:
         out = output_dir(study, args.output_dir)
         for c in cells:
@@ -29,6 +31,8 @@ def _run(args) -> int:
     ctx = prepare(study, path, args.data_root, args.output_dir)
     print(f"study '{study.name}': {len(cells)} cells, model {study.model} ({ctx.precision}), task {study.task}, "
           f"output {ctx.out_dir}")
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    store.write_text(ctx.out_dir / "study.yaml", path.read_text(encoding="utf-8"))
     folders = run_study(ctx, cells)
     md = print_table(ctx.out_dir, title=study.name, folders=folders)
     store.write_text(ctx.out_dir / "table.md", md)
@@ -105,6 +109,7 @@ def _tasks(args) -> int:
 
 
 def _report(args) -> int:
+    from sdelab.report.build import build_report
     from sdelab.report.table import print_table
     from sdelab.study import store
     out = Path(args.study_dir)
@@ -112,7 +117,19 @@ def _report(args) -> int:
         raise SdelabError("no finished run folders here", path=out)
     md = print_table(out, metric=args.metric)
     store.write_text(out / "table.md", md)
+    md_path, html_path = build_report(out, args.reference, args.bootstrap)
+    print(f"wrote {md_path} and {html_path}")
     return 0
+
+
+def shard(cells: list, spec: str) -> list:
+    """Cells i, i+n, i+2n, ... of the deterministic cell list for `--shard i/n` (i from 0)."""
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise SdelabError(f"--shard takes i/n with 0 <= i < n, got '{spec}'") from None
+    return cells[i::n]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="folder of the shared data sets (default ../shared/data)")
     r.add_argument("--output-dir", help="where run folders go (default runs/<study name>)")
     r.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    r.add_argument("--shard", help="run only slice i of n ('i/n', i from 0); results merge by cell id")
     r.set_defaults(fn=_run)
     rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")
     rd.add_argument("study")
@@ -136,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="the built-in tasks")
     t.add_argument("action", choices=["list"])
     t.set_defaults(fn=_tasks)
-    rp = sub.add_parser("report", help="print the results table of a study's output folder")
+    rp = sub.add_parser("report", help="tables, statistics and plots of a study's run folders: report.md/.html")
     rp.add_argument("study_dir")
     rp.add_argument("--metric", help="default: each evaluation set's primary metric")
+    rp.add_argument("--reference", help="design to compare the others with (default: the study's reference)")
+    rp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     rp.set_defaults(fn=_report)
     return p
 

@@ -63,6 +63,8 @@ class Study(_Strict):
     model: str = Field("smollm2-135m", description="Catalog name, local folder, .gguf file or hub id.")
     designs: list[str | dict[str, Any]] = Field(default_factory=lambda: ["inst-first"])
     modeling: Literal["generative"] = "generative"
+    reference: str | None = Field(None, description="The design others are compared with in the report "
+                                                    "(default: the first listed).")
     untuned: list[int] = Field(default_factory=list, description="Also evaluate the untuned base model with k "
                                "in-context demonstrations for each k listed (0 = zero-shot), per design.")
     train_sizes: list[int | Literal["all"]] = Field(default_factory=lambda: [1000])

@@ -108,8 +108,11 @@ def _target(ctx: Context, entry: str | EvalSet) -> EvalTarget:
     examples = subset(examples, size, EVAL_SUBSET_SEED, what=f"evaluation set '{spec.set}'")
     path = task.split_path(split, ctx.data_root)
     ctx.data_files[str(path)] = file_sha256(path)
-    kind = ("cross_task" if task is not ctx.task else
-            "in_domain" if task.spec.splits[split].domain == "in" else "out_of_domain")
+    if task is ctx.task:
+        kind = "in_domain" if task.spec.splits[split].domain == "in" else "out_of_domain"
+    else:
+        same = (task.spec.task_type or task.name) == (ctx.task.spec.task_type or ctx.task.name)
+        kind = "out_of_domain" if same else "cross_task"
     key = (split if task is ctx.task else f"{task.name}:{split}") + (f"@{spec.template}" if spec.template else "")
     return EvalTarget(key, task, split, spec.template, examples, kind)
 

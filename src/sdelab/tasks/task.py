@@ -56,6 +56,9 @@ class TaskSpec(_Strict):
     family: Family
     language: Literal["en", "zh"]
     description: str = ""
+    task_type: str | None = Field(None, description="What is asked, e.g. sentiment, nli, aspect_sentiment: a model "
+                                  "evaluated on another task of the same type is out-of-domain, of another type "
+                                  "cross-task (default: the task's name).")
     inputs: list[str] = Field(description="Input field names, in order.")
     labels: dict[str, str] = Field(default_factory=dict, description="Label name -> the words the model writes "
                                    "(TxtLabel). Classification: the classes; multi_aspect: each aspect's labels.")

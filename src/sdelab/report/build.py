@@ -1,0 +1,368 @@
+"""`sdelab report STUDY_DIR`: report.md and report.html from run folders alone.
+
+Tables of every evaluation set's primary metric by design (mean ± sd over seeds, 95% bootstrap CI over the pooled
+items), paired significance of each design against the reference design (paired bootstrap; McNemar for
+accuracy), the in-domain / out-of-domain / cross-task matrix with the untuned baselines, plots, and a ranked
+summary of which option wins for each factor. Deterministic: the same run folders give the same files."""
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from sdelab.errors import SdelabError
+from sdelab.report import stats as st
+from sdelab.study import store
+
+KIND_ORDER = {"in_domain": 0, "out_of_domain": 1, "cross_task": 2}
+STUDY_COPY = "study.yaml"  # the study as run, written by `sdelab run` next to the run folders
+
+
+@dataclass
+class CellResult:
+    folder: Path
+    config: dict
+    metrics: dict
+    rows: list[dict]
+    curve: list[dict]
+
+    @property
+    def design(self) -> str:
+        return self.metrics["design"]
+
+    @property
+    def size(self) -> str:
+        u = self.metrics.get("untuned")
+        return f"untuned k={u}" if u is not None else str(self.metrics["train_size"])
+
+    @property
+    def seed(self) -> int:
+        return self.metrics["seed"]
+
+
+@dataclass
+class Group:
+    """All seeds of one (design, train size) on one evaluation set."""
+    values: list[float] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    items: dict[tuple, dict] = field(default_factory=dict)  # (seed, item id) -> prediction row
+
+
+def load_cells(out_dir: Path) -> list[CellResult]:
+    cells = []
+    for d in store.finished_cells(out_dir):
+        rows = [json.loads(x) for x in (d / "predictions.jsonl").read_text(encoding="utf-8").splitlines() if x]
+        curve_file = d / "train_log.jsonl"
+        curve = [json.loads(x) for x in curve_file.read_text().splitlines()] if curve_file.exists() else []
+        cells.append(CellResult(d, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")),
+                                store.read_json(d / "metrics.json"), rows, curve))
+    return sorted(cells, key=lambda c: (c.design, _size_key(c.size), c.seed))
+
+
+def _size_key(size: str):
+    return (0, int(size)) if size.isdigit() else (1 if size == "all" else -1, size)
+
+
+def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000) -> tuple[Path, Path]:
+    cells = load_cells(out_dir)
+    if not cells:
+        raise SdelabError("no finished run folders here", path=out_dir)
+    study = yaml.safe_load((out_dir / STUDY_COPY).read_text(encoding="utf-8")) if (out_dir / STUDY_COPY).exists() \
+        else {}
+    designs = list(dict.fromkeys(c.design for c in cells))
+    reference = reference or study.get("reference") or _first_listed(study, designs)
+    sets = _eval_sets(cells)
+    groups: dict[tuple, Group] = defaultdict(Group)
+    for c in cells:
+        for s, m in c.metrics["eval"].items():
+            g = groups[(c.design, c.size, s)]
+            g.values.append(m[m["primary"]])
+            g.errors.append(m.get("format_error_rate", 0.0))
+            for r in c.rows:
+                if r["eval_set"] == s:
+                    g.items[(c.seed, str(r["id"]))] = r
+    plots_dir = out_dir / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    md = [f"# Report: {study.get('name', out_dir.name)}\n",
+          f"Run folders: {len(cells)} cells. Reference design: `{reference}`. Metric per evaluation set: its task's "
+          "primary metric (strict: a format error counts as wrong). Cells are mean ± sd over seeds; CI is the 95% "
+          f"percentile bootstrap over the items of all seeds pooled ({n_boot} resamples); p compares a design with "
+          "the reference on the same items and seeds (paired bootstrap; McNemar for accuracy).\n"]
+    md += _main_table(cells, sets, groups, n_boot)
+    md += _significance(cells, sets, groups, reference, n_boot)
+    md += _summary(cells, sets, groups, reference, n_boot)
+    md += _errors_table(cells, sets, groups)
+    plots = _plots(cells, sets, groups, plots_dir)
+    md.append("## Plots\n")
+    for title, p in plots:
+        md.append(f"### {title}\n\n![{title}](plots/{p.name})\n")
+    text = "\n".join(md)
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    store.write_text(md_path, text)
+    store.write_text(html_path, _html(text, out_dir))
+    return md_path, html_path
+
+
+def _first_listed(study: dict, designs: list[str]) -> str:
+    for d in study.get("designs", []):
+        if isinstance(d, str) and d in designs:
+            return d
+    return designs[0]
+
+
+def _eval_sets(cells: list[CellResult]) -> list[tuple[str, str, str]]:
+    """(key, kind, primary) of every evaluation set, in-domain first."""
+    seen = {}
+    for c in cells:
+        for s, m in c.metrics["eval"].items():
+            seen.setdefault(s, (m.get("kind", "in_domain"), m["primary"], m.get("template_seen")))
+    return [(s, k, p) for s, (k, p, _) in sorted(seen.items(), key=lambda kv: (KIND_ORDER.get(kv[1][0], 9),
+                                                                                 kv[1][2] is False, kv[0]))]
+
+
+def _label(key: str, kind: str) -> str:
+    return f"{key} ({ {'in_domain': 'ID', 'out_of_domain': 'OOD', 'cross_task': 'cross-task'}.get(kind, kind)})"
+
+
+def _rows_of(cells):
+    return list(dict.fromkeys((c.design, c.size) for c in cells))
+
+
+def _stats(group: Group, primary: str) -> np.ndarray:
+    keys = sorted(group.items)
+    return st.item_stats(primary, [group.items[k] for k in keys])
+
+
+def _main_table(cells, sets, groups, n_boot) -> list[str]:
+    out = ["## Results by design and evaluation set\n",
+           "| design | train size | seeds | " + " | ".join(f"{_label(s, k)} {p}" for s, k, p in sets) + " |",
+           "|---|---|---|" + "---|" * len(sets)]
+    for design, size in _rows_of(cells):
+        cols, n = [], 0
+        for s, _, primary in sets:
+            g = groups.get((design, size, s))
+            if not g or not g.values:
+                cols.append("-")
+                continue
+            n = max(n, len(g.values))
+            lo, hi = st.bootstrap_ci(primary, _stats(g, primary), n_boot)
+            sd = f" ± {statistics.stdev(g.values):.3f}" if len(g.values) > 1 else ""
+            cols.append(f"{statistics.fmean(g.values):.3f}{sd} [{lo:.3f}, {hi:.3f}]")
+        out.append(f"| {design} | {size} | {n} | " + " | ".join(cols) + " |")
+    base = _baseline_row(cells, sets)
+    if base:
+        out.append(base)
+    return out + [""]
+
+
+def _baseline_row(cells, sets) -> str | None:
+    vals = []
+    for s, _, primary in sets:
+        v = next((c.metrics["eval"][s].get("majority_baseline") for c in cells if s in c.metrics["eval"]
+                  and c.metrics["eval"][s].get("majority_baseline")), None)
+        vals.append(f"{v[primary]:.3f}" if v and primary in v else "-")
+    return None if all(v == "-" for v in vals) else "| majority class | - | - | " + " | ".join(vals) + " |"
+
+
+def _paired(groups, a_key, b_key, primary, n_boot):
+    a, b = groups.get(a_key), groups.get(b_key)
+    if not a or not b:
+        return None
+    common = sorted(set(a.items) & set(b.items))
+    if not common:
+        return None
+    sa = st.item_stats(primary, [a.items[k] for k in common])
+    sb = st.item_stats(primary, [b.items[k] for k in common])
+    diff, p = st.paired_bootstrap(primary, sa, sb, n_boot)
+    mc = st.mcnemar(sa[:, 0], sb[:, 0]) if primary == "accuracy" else None
+    return diff, p, mc, len(common)
+
+
+def _significance(cells, sets, groups, reference, n_boot) -> list[str]:
+    out = [f"## Each design against the reference (`{reference}`)\n",
+           "Difference in the primary metric (design − reference) on the same items and seeds; p from the paired "
+           "bootstrap (McNemar in brackets for accuracy); * marks p < 0.05.\n",
+           "| design | train size | " + " | ".join(_label(s, k) for s, k, _ in sets) + " |",
+           "|---|---|" + "---|" * len(sets)]
+    for design, size in _rows_of(cells):
+        if design == reference and not size.startswith("untuned"):
+            continue
+        ref_size = size if not size.startswith("untuned") else next(
+            (sz for d, sz in _rows_of(cells) if d == reference and not sz.startswith("untuned")), size)
+        cols = []
+        for s, _, primary in sets:
+            r = _paired(groups, (design, size, s), (reference, ref_size, s), primary, n_boot)
+            if r is None:
+                cols.append("-")
+                continue
+            diff, p, mc, _ = r
+            star = "*" if p < 0.05 else ""
+            cols.append(f"{diff:+.3f} (p={p:.3f}{f', McNemar {mc:.3f}' if mc is not None else ''}){star}")
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
+def _design_options(cells) -> dict[str, dict]:
+    return {c.design: c.config.get("design", {}) for c in cells}
+
+
+def _summary(cells, sets, groups, reference, n_boot) -> list[str]:
+    """For each factor varied one at a time away from the reference: the winning option, by how much, and
+    whether the difference is significant, per evaluation set."""
+    opts = _design_options(cells)
+    ref = opts.get(reference, {})
+    by_factor: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for d, o in opts.items():
+        diff = [k for k in o if k != "name" and o.get(k) != ref.get(k)]
+        if len(diff) == 1:
+            by_factor[diff[0]].append((d, str(o[diff[0]])))
+    out = ["## Ranked summary: which option wins for each factor\n"]
+    if not by_factor:
+        return out + ["No design differs from the reference in exactly one option.\n"]
+    out += ["| factor | evaluation set | winner | reference option | best other option | other − reference | p | "
+            "significant |", "|---|---|---|---|---|---|---|---|"]
+    sizes = [sz for d, sz in _rows_of(cells) if d == reference and not sz.startswith("untuned")]
+    size = sizes[-1] if sizes else None
+    for factor in sorted(by_factor):
+        for s, kind, primary in sets:
+            best = None
+            for d, v in by_factor[factor]:
+                r = _paired(groups, (d, size, s), (reference, size, s), primary, n_boot)
+                if r and (best is None or r[0] > best[1]):
+                    best = (v, r[0], r[1])
+            if best is None:
+                continue
+            v, diff, p = best
+            winner = v if diff > 0 else str(ref.get(factor)) if diff < 0 else "tie"
+            out.append(f"| {factor} | {_label(s, kind)} | {winner} | {ref.get(factor)} | {v} | {diff:+.3f} | "
+                       f"{p:.3f} | {'yes' if p < 0.05 else 'no'} |")
+    return out + [f"\n(train size {size}; the reference design's option against the best of the others.)\n"]
+
+
+def _errors_table(cells, sets, groups) -> list[str]:
+    out = ["## Format errors (share of outputs the strict parser rejected)\n",
+           "| design | train size | " + " | ".join(_label(s, k) for s, k, _ in sets) + " |",
+           "|---|---|" + "---|" * len(sets)]
+    for design, size in _rows_of(cells):
+        cols = [f"{100 * statistics.fmean(g.errors):.1f}%" if (g := groups.get((design, size, s))) and g.errors
+                else "-" for s, _, _ in sets]
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
+def _plots(cells, sets, groups, plots_dir: Path) -> list[tuple[str, Path]]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+
+    def save(fig, name, title):
+        p = plots_dir / name
+        fig.tight_layout()
+        fig.savefig(p, dpi=90, metadata={"Software": None})
+        plt.close(fig)
+        made.append((title, p))
+
+    rows = _rows_of(cells)
+    labels = [f"{d}\n{sz}" for d, sz in rows]
+    x = np.arange(len(rows))
+    width = 0.8 / max(1, len(sets))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 4))
+    for i, (s, kind, primary) in enumerate(sets):
+        means = [statistics.fmean(g.values) if (g := groups.get((d, sz, s))) and g.values else np.nan
+                 for d, sz in rows]
+        sds = [statistics.stdev(g.values) if (g := groups.get((d, sz, s))) and len(g.values) > 1 else 0
+               for d, sz in rows]
+        ax.bar(x + i * width, means, width, yerr=sds, capsize=3, label=f"{_label(s, kind)} {primary}")
+    ax.set_xticks(x + width * (len(sets) - 1) / 2, labels, fontsize=7)
+    ax.set_ylabel("primary metric")
+    ax.legend(fontsize=7)
+    save(fig, "scores.png", "Score per design (mean ± sd over seeds)")
+
+    id_sets = [s for s, k, _ in sets if k == "in_domain"]
+    ood_sets = [s for s, k, _ in sets if k != "in_domain"]
+    if id_sets and ood_sets:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for d, sz in rows:
+            xi = [statistics.fmean(g.values) for s in id_sets if (g := groups.get((d, sz, s))) and g.values]
+            yo = [statistics.fmean(g.values) for s in ood_sets if (g := groups.get((d, sz, s))) and g.values]
+            if xi and yo:
+                ax.scatter(statistics.fmean(xi), statistics.fmean(yo))
+                ax.annotate(f"{d} ({sz})", (statistics.fmean(xi), statistics.fmean(yo)), fontsize=7)
+        ax.set_xlabel("in-domain (mean of ID sets)")
+        ax.set_ylabel("out-of-domain / cross-task (mean)")
+        save(fig, "id_vs_ood.png", "In-domain vs out-of-domain")
+
+    sizes = sorted({sz for _, sz in rows if sz.isdigit()}, key=int)
+    if len(sizes) > 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        s, kind, primary = sets[0]
+        for d in dict.fromkeys(d for d, _ in rows):
+            ys = [statistics.fmean(g.values) if (g := groups.get((d, sz, s))) and g.values else np.nan
+                  for sz in sizes]
+            ax.plot([int(z) for z in sizes], ys, marker="o", label=d)
+        ax.set_xscale("log")
+        ax.set_xlabel("training examples")
+        ax.set_ylabel(f"{_label(s, kind)} {primary}")
+        ax.legend(fontsize=7)
+        save(fig, "learning_curves.png", "Learning curves over training size")
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 3.5))
+    errs = [100 * statistics.fmean([e for s, _, _ in sets for e in groups[(d, sz, s)].errors
+                                    if (d, sz, s) in groups] or [0]) for d, sz in rows]
+    ax.bar(x, errs)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("format errors (%)")
+    save(fig, "format_errors.png", "Format-error rate per design")
+
+    trained = [c for c in cells if c.curve]
+    if trained:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for c in trained:
+            ax.plot([p["step"] for p in c.curve], [p["loss"] for p in c.curve], label=f"{c.design} {c.size} "
+                                                                                      f"s{c.seed}", lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_yscale("log")
+        ax.legend(fontsize=6)
+        save(fig, "training_loss.png", "Training loss")
+    return made
+
+
+def _html(md: str, out_dir: Path) -> str:
+    """A self-contained page: markdown tables as HTML tables, plots embedded as PNG data."""
+    import html
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>sdelab report</title><style>"
+             "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;"
+             "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style></head><body>"]
+    lines, i = md.splitlines(), 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].startswith("|"):
+                block.append(lines[i])
+                i += 1
+            cells = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in block if "---|" not in r]
+            parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr>" + "".join(
+                "<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:]) + "</table>")
+            continue
+        if ln.startswith("!["):
+            name = ln[ln.index("](") + 2: ln.rindex(")")]
+            data = base64.b64encode((out_dir / name).read_bytes()).decode()
+            parts.append(f"<img src='data:image/png;base64,{data}'>")
+        elif ln.startswith("#"):
+            level = len(ln) - len(ln.lstrip("#"))
+            parts.append(f"<h{level}>{html.escape(ln.lstrip('#').strip())}</h{level}>")
+        elif ln.strip():
+            parts.append(f"<p>{html.escape(ln)}</p>")
+        i += 1
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,80 @@
+"""Reports from run folders alone: tables with mean ± sd, CIs, paired tests, ranked summary, plots; shards merge
+into the same report; statistics against known values."""
+import numpy as np
+import pytest
+import yaml
+
+from sdelab.cli import main
+from sdelab.report import stats as st
+
+
+def tiny_study(tmp_path, model_dir, task_yaml, out="runs", **extra):
+    s = {"name": "rep", "task": str(task_yaml), "model": str(model_dir),
+         "designs": ["es-sde", "es-sde+inst-last", "es-sde+num"], "train_sizes": [6, 12], "seeds": [0, 1],
+         "output_dir": str(tmp_path / out), "untuned": [0],
+         "train": {"epochs": 1, "batch_size": 3, "max_length": 128, "precision": "fp32"},
+         "eval": {"batch_size": 4, "max_new_tokens": 3}}
+    s.update(extra)
+    p = tmp_path / f"{out}.yaml"
+    p.write_text(yaml.safe_dump(s))
+    return p
+
+
+def test_report_and_shards_merge(tmp_path, tiny_model_dir, tiny_task_yaml):
+    whole = tiny_study(tmp_path, tiny_model_dir, tiny_task_yaml, out="whole")
+    assert main(["run", str(whole)]) == 0
+    assert main(["report", str(tmp_path / "whole")]) == 0
+    md = (tmp_path / "whole" / "report.md").read_text()
+    for part in ("Results by design", "against the reference (`es-sde`)", "Ranked summary", "Format errors",
+                 "untuned k=0", "majority class", "test_ood (OOD)", "[", "McNemar"):
+        assert part in md, part
+    assert "| instruction | test_id (ID) |" in md and "| labels |" in md
+    html = (tmp_path / "whole" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "<table>" in html
+    # the same study run as two shards into one folder gives the same report
+    sharded = tiny_study(tmp_path, tiny_model_dir, tiny_task_yaml, out="sharded")
+    assert main(["run", str(sharded), "--shard", "0/2"]) == 0
+    assert main(["run", str(sharded), "--shard", "1/2"]) == 0
+    assert main(["report", str(tmp_path / "sharded")]) == 0
+    a = (tmp_path / "whole" / "report.md").read_text().replace("whole", "X")
+    b = (tmp_path / "sharded" / "report.md").read_text().replace("sharded", "X")
+    assert a == b
+    for png in ("scores.png", "learning_curves.png", "training_loss.png"):
+        assert (tmp_path / "whole" / "plots" / png).read_bytes() == (tmp_path / "sharded" / "plots" / png).read_bytes()
+
+
+def test_bootstrap_ci_covers_accuracy():
+    stats = np.array([[1.0]] * 70 + [[0.0]] * 30)
+    lo, hi = st.bootstrap_ci("accuracy", stats, n_boot=2000)
+    assert lo < 0.7 < hi and 0.58 < lo and hi < 0.8
+    assert st.value("accuracy", stats) == pytest.approx(0.7)
+
+
+def test_paired_bootstrap_and_mcnemar_known_values():
+    a = np.array([[1.0]] * 60 + [[0.0]] * 40)
+    assert st.paired_bootstrap("accuracy", a, a)[0] == 0.0
+    b = np.array([[1.0]] * 40 + [[0.0]] * 60)
+    diff, p = st.paired_bootstrap("accuracy", a, b, n_boot=2000)
+    assert diff == pytest.approx(0.2) and p < 0.01
+    # McNemar: 10 discordant pairs all one way -> exact two-sided p = 2 * 0.5**10
+    ca = np.array([1] * 10 + [1] * 5 + [0] * 5)
+    cb = np.array([0] * 10 + [1] * 5 + [0] * 5)
+    assert st.mcnemar(ca, cb) == pytest.approx(2 * 0.5 ** 10)
+    assert st.mcnemar(ca, ca) == 1.0
+
+
+def test_item_stats_reproduce_the_metrics():
+    from sdelab.metrics import aspect_metrics, span_metrics
+    rows = [{"gold": {"f": "positive", "p": "unmentioned"}, "parsed": {"f": "positive", "p": "negative"}, "error": None},
+            {"gold": {"f": "negative", "p": "neutral"}, "parsed": None, "error": "unparsable"},
+            {"gold": {"f": "neutral", "p": "positive"}, "parsed": {"f": "neutral", "p": "positive"}, "error": None}]
+    k = st.value("kappa", st.item_stats("kappa", rows))
+    ref = aspect_metrics([r["gold"] for r in rows], [r["parsed"] for r in rows], [r["parsed"] for r in rows],
+                         [r["error"] for r in rows], ["f", "p"])["kappa"]
+    assert k == pytest.approx(ref)
+    srows = [{"gold": [["protein", "IL-2"]], "parsed": [["protein", "IL-2"], ["dna", "x"]], "error": None},
+             {"gold": [["dna", "y"]], "parsed": [], "error": None}]
+    f1 = st.value("f1", st.item_stats("f1", srows))
+    assert f1 == pytest.approx(span_metrics([[tuple(x) for x in r["gold"]] for r in srows],
+                                            [[tuple(x) for x in r["parsed"]] for r in srows],
+                                            [None, None], [None, None])["f1"])
