@@ -13,29 +13,42 @@ def _run(args) -> int:
     from sdelab.config import load_study, output_dir
     from sdelab.report.table import print_table
     from sdelab.study import store
-    from sdelab.study.grid import expand, study_designs
-    from sdelab.study.runner import prepare, run_study
-    from sdelab.tasks.registry import get_task
+    from sdelab.study.grid import expand_all
+    from sdelab.study.runner import estimate_tokens, prepare, run_study
 
     study, path = load_study(args.study)
-    cells = expand(study, study_designs(study, get_task(study.task, path.parent)))
-    if args.shard:
-        cells = shard(cells, args.shard)
+    groups = expand_all(study, path.parent)
+    cells = [c for _, cs in groups for c in cs]
+    mine = {c.id for c in (shard(cells, args.shard) if args.shard else cells)}
+    out = output_dir(study, args.output_dir)
     if args.dry_run:
-        out = output_dir(study, args.output_dir)
-        for c in cells:
-            state = "finished" if store.finished(out, c.folder_name) else "todo"
-            print(f"{c.id}  {c.folder_name}  [{state}]")
-        print(f"{len(cells)} cells")
+        total = 0
+        for sub, cs in groups:
+            todo = [c for c in cs if c.id in mine]
+            ctx = prepare(sub, path, args.data_root, str(out)) if todo and not args.no_cost else None
+            for c in todo:
+                state = "finished" if store.finished(out, c.folder_name) else "todo"
+                cost = ""
+                if ctx is not None:
+                    tokens = estimate_tokens(ctx, c)
+                    total += tokens if state == "todo" else 0
+                    cost = f"  {tokens:,} training tokens"
+                print(f"{c.id}  {c.folder_name}  [{state}]{cost}")
+        print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
         return 0
-    ctx = prepare(study, path, args.data_root, args.output_dir)
-    print(f"study '{study.name}': {len(cells)} cells, model {study.model} ({ctx.precision}), task {study.task}, "
-          f"output {ctx.out_dir}")
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    store.write_text(ctx.out_dir / "study.yaml", path.read_text(encoding="utf-8"))
-    folders = run_study(ctx, cells)
-    md = print_table(ctx.out_dir, title=study.name, folders=folders)
-    store.write_text(ctx.out_dir / "table.md", md)
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
+    folders = []
+    for sub, cs in groups:
+        todo = [c for c in cs if c.id in mine]
+        if not todo:
+            continue
+        ctx = prepare(sub, path, args.data_root, str(out))
+        print(f"study '{study.name}': {len(todo)} cells, model {sub.model} ({ctx.precision}), task {sub.task}, "
+              f"output {ctx.out_dir}")
+        folders += run_study(ctx, todo)
+    md = print_table(out, title=study.name, folders=folders)
+    store.write_text(out / "table.md", md)
     return 0
 
 
@@ -51,6 +64,8 @@ def _render(args) -> int:
     from sdelab.tasks.task import subset
 
     study, path = load_study(args.study)
+    from sdelab.config import substudies
+    study = substudies(study)[0][1]  # the first task / model of a sweep
     ctx = prepare(study, path, args.data_root, None)
     designs = ctx.designs
     if args.design:
@@ -140,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="folder of the shared data sets (default ../shared/data)")
     r.add_argument("--output-dir", help="where run folders go (default runs/<study name>)")
     r.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    r.add_argument("--no-cost", action="store_true", help="with --dry-run: skip the training-token estimate (which "
+                                                            "loads the tokenizer and the data)")
     r.add_argument("--shard", help="run only slice i of n ('i/n', i from 0); results merge by cell id")
     r.set_defaults(fn=_run)
     rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")

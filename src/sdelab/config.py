@@ -59,8 +59,12 @@ class EvalSection(_Strict):
 
 class Study(_Strict):
     name: str = Field(description="Names the output folder and the report.")
-    task: str = Field(description="A built-in task name or a path to a task YAML.")
-    model: str = Field("smollm2-135m", description="Catalog name, local folder, .gguf file or hub id.")
+    task: str | list[str] = Field(description="A built-in task name or a path to a task YAML (a list sweeps "
+                                              "tasks).")
+    model: str | list[str] = Field("smollm2-135m", description="Catalog name, local folder, .gguf file or hub id "
+                                                               "(a list sweeps models).")
+    sweep: dict[str, list[Any]] = Field(default_factory=dict, description="Training hyperparameters to sweep, "
+                                        "e.g. {lr: [1e-4, 2e-4], epochs: [1, 2], lora.r: [4, 8]}.")
     designs: list[str | dict[str, Any]] = Field(default_factory=lambda: ["inst-first"])
     modeling: Literal["generative"] = "generative"
     reference: str | None = Field(None, description="The design others are compared with in the report "
@@ -87,12 +91,51 @@ class Study(_Strict):
             raise ValueError("list at least one design")
         return v
 
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_keys(cls, v):
+        for key, values in v.items():
+            head, _, sub = key.partition(".")
+            fields = LoraSettings.model_fields if head == "lora" else TrainSection.model_fields
+            name = sub if head == "lora" else key
+            if name not in fields or name == "lora":
+                from sdelab.errors import did_you_mean
+                known = [*(f for f in TrainSection.model_fields if f != "lora"),
+                         *(f"lora.{f}" for f in LoraSettings.model_fields)]
+                raise ValueError(f"cannot sweep '{key}'" + did_you_mean(key, known))
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"sweep '{key}' needs a non-empty list of values")
+        return v
+
     @field_validator("seeds", "train_sizes")
     @classmethod
     def _nonempty_list(cls, v):
         if not v:
             raise ValueError("must not be empty")
         return v
+
+
+def substudies(study: Study) -> list[tuple[dict[str, Any], Study]]:
+    """A study with scalar task, model and training settings for every combination of the swept axes, each with
+    the swept values ({} when nothing is swept)."""
+    import itertools
+    tasks = study.task if isinstance(study.task, list) else [study.task]
+    models = study.model if isinstance(study.model, list) else [study.model]
+    keys = list(study.sweep)
+    out = []
+    for task, model, *values in itertools.product(tasks, models, *(study.sweep[k] for k in keys)):
+        train = study.train.model_dump()
+        for k, v in zip(keys, values):
+            if k.startswith("lora."):
+                train["lora"][k[5:]] = v
+            else:
+                train[k] = v
+        sub = study.model_copy(update={"task": task, "model": model, "sweep": {},
+                                       "train": TrainSection.model_validate(train)})
+        axes = {**({"task": task} if len(tasks) > 1 else {}), **({"model": model} if len(models) > 1 else {}),
+                **dict(zip(keys, values))}
+        out.append((axes, sub))
+    return out
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Study, Path]:

@@ -75,7 +75,11 @@ def test_interrupted_cell_is_redone(tmp_path, tiny_model_dir, tiny_task_yaml):
 def test_dry_run_lists_cells(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
     p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, seeds=[0, 1], train_sizes=[6, 12])
     assert main(["run", str(p), "--dry-run"]) == 0
-    assert "8 cells" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "8 cells" in out and "training tokens to go" in out
+    n6 = [int(line.split()[-3].replace(",", "")) for line in out.splitlines() if "__n6__" in line]
+    n12 = [int(line.split()[-3].replace(",", "")) for line in out.splitlines() if "__n12__" in line]
+    assert len(n6) == 4 and all(b > a for a, b in zip(sorted(n6), sorted(n12)))
 
 
 def test_cell_ids_are_stable_and_distinct(tmp_path, tiny_model_dir, tiny_task_yaml):
@@ -97,3 +101,18 @@ def test_label_scoring_study(tmp_path, tiny_model_dir, tiny_task_yaml, method):
     assert m["format_errors"] == 0
     pred = json.loads((d / "predictions.jsonl").read_text().splitlines()[0])
     assert set(pred["scores"]) == {"positive", "negative", "neutral"}
+
+
+def test_sweeps_over_tasks_models_and_hyperparameters(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
+    from conftest import write_tiny_task
+    other = write_tiny_task(tmp_path / "other", name="tiny-other")
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"],
+                    task=[str(tiny_task_yaml), str(other)], sweep={"lr": [1e-3, 2e-3], "lora.r": [4]})
+    assert main(["run", str(p), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 cells" in out and "tiny-other__lora.r=4__lr=0.002__inst-first" in out and "tiny-reviews__" in out
+    assert main(["run", str(p), "--dry-run", "--shard", "1/2"]) == 0
+    assert "2 cells" in capsys.readouterr().out
+    bad = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, sweep={"learning_rate": [1e-3]})
+    assert main(["run", str(bad)]) == 2
+    assert "cannot sweep 'learning_rate'" in capsys.readouterr().err

@@ -34,7 +34,8 @@ class CellResult:
 
     @property
     def design(self) -> str:
-        return self.metrics["design"]
+        v = self.metrics.get("variant")
+        return f"{v} {self.metrics['design']}" if v else self.metrics["design"]
 
     @property
     def size(self) -> str:
@@ -170,6 +171,11 @@ def _baseline_row(cells, sets) -> str | None:
     return None if all(v == "-" for v in vals) else "| majority class | - | - | " + " | ".join(vals) + " |"
 
 
+def _ref_label(design: str, reference: str) -> str:
+    """The reference design of the same swept variant ('lcqmc es-sde+json' -> 'lcqmc es-sde')."""
+    return design.rsplit(" ", 1)[0] + " " + reference if " " in design else reference
+
+
 def _paired(groups, a_key, b_key, primary, n_boot):
     a, b = groups.get(a_key), groups.get(b_key)
     if not a or not b:
@@ -191,13 +197,14 @@ def _significance(cells, sets, groups, reference, n_boot) -> list[str]:
            "| design | train size | " + " | ".join(_label(s, k) for s, k, _ in sets) + " |",
            "|---|---|" + "---|" * len(sets)]
     for design, size in _rows_of(cells):
-        if design == reference and not size.startswith("untuned"):
+        ref = _ref_label(design, reference)
+        if design == ref and not size.startswith("untuned"):
             continue
         ref_size = size if not size.startswith("untuned") else next(
-            (sz for d, sz in _rows_of(cells) if d == reference and not sz.startswith("untuned")), size)
+            (sz for d, sz in _rows_of(cells) if d == ref and not sz.startswith("untuned")), size)
         cols = []
         for s, _, primary in sets:
-            r = _paired(groups, (design, size, s), (reference, ref_size, s), primary, n_boot)
+            r = _paired(groups, (design, size, s), (ref, ref_size, s), primary, n_boot)
             if r is None:
                 cols.append("-")
                 continue

@@ -24,7 +24,7 @@ def summarize(results: list[dict], metric: str | None = None) -> tuple[list[str]
     majority: dict[str, float] = {}
     for r in results:
         size = f"untuned, k={r['untuned']}" if r.get("untuned") is not None else str(r["train_size"])
-        key = (r["design"], size)
+        key = ((r.get("variant") + " " if r.get("variant") else "") + r["design"], size)
         for name, m in r["eval"].items():
             if name not in sets:
                 sets.append(name)

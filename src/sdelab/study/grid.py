@@ -19,10 +19,11 @@ class Cell:
     seed: int
     config: dict[str, Any]  # everything that decides the cell's result (written as config.yaml)
     untuned: int | None = None  # k demonstrations for an untuned base-model cell; None for a trained cell
+    variant: str = ""  # the swept task / model / hyperparameter values, '' when the study sweeps none
 
     @property
     def folder_name(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9_.+=-]", "_", self.design.name)
+        slug = re.sub(r"[^A-Za-z0-9_.+=-]", "_", (self.variant + "__" if self.variant else "") + self.design.name)
         if self.untuned is not None:
             return f"{slug}__untuned-k{self.untuned}__{self.id}"
         return f"{slug}__n{self.train_size}__s{self.seed}__{self.id}"
@@ -38,7 +39,20 @@ def study_designs(study: Study, task) -> list[Design]:
     return expand_designs(study.designs, task.spec.family, task.spec.heuristic)
 
 
-def expand(study: Study, designs: list[Design]) -> list[Cell]:
+def expand_all(study: Study, base_dir=None) -> list[tuple[Study, list[Cell]]]:
+    """Every (scalar) sub-study of a study with its cells, in a deterministic order."""
+    from sdelab.config import substudies
+    from sdelab.tasks.registry import get_task
+    out = []
+    for axes, sub in substudies(study):
+        task = get_task(sub.task, base_dir)
+        names = {"task": task.name, "model": str(sub.model).rstrip("/").split("/")[-1]}
+        tag = "__".join(names[k] if k in names else f"{k}={v}" for k, v in axes.items())
+        out.append((sub, expand(sub, study_designs(sub, task), tag)))
+    return out
+
+
+def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]:
     unique: dict[str, Design] = {}
     for d in designs:  # the same design listed twice (e.g. a preset and a one-factor sweep around it) runs once
         if d.name in unique and unique[d.name] != d:
@@ -57,7 +71,7 @@ def expand(study: Study, designs: list[Design]) -> list[Cell]:
                     "rationales": study.rationales.model_dump() if study.rationales else None,
                     "train": study.train.model_dump(), "eval": study.eval.model_dump(),
                 }
-                cells.append(Cell(cell_id(config), design, size, seed, config))
+                cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
         for k in study.untuned:  # the untuned base model: zero-shot (k=0) and k-shot in-context
             d = replace(design, demos=k) if k else design
             config = {"task": study.task, "model": study.model, "modeling": "untuned", "design": d.to_dict(),
@@ -65,5 +79,5 @@ def expand(study: Study, designs: list[Design]) -> list[Cell]:
                       "system_prompt": study.system_prompt, "eval": study.eval.model_dump(), "untuned": k,
                       "train_size": study.train_sizes[0],
                       "rationales": study.rationales.model_dump() if study.rationales else None}
-            cells.append(Cell(cell_id(config), d, 0, study.seeds[0], config, untuned=k))
+            cells.append(Cell(cell_id(config), d, 0, study.seeds[0], config, untuned=k, variant=variant))
     return cells

@@ -141,6 +141,21 @@ def check_designs(ctx: Context) -> None:
                           field="eval.method")
 
 
+def estimate_tokens(ctx: Context, cell: Cell) -> int:
+    """Training tokens the cell will process (samples x epochs), from its rendered and tokenized samples; CoT
+    samples whose rationales are not written yet are counted without them."""
+    if cell.untuned is not None:
+        return 0
+    n = cell.config["train_size"]
+    train = subset(ctx.train_pool, None if n == "all" else int(n), cell.seed)
+    design = cell.design
+    if design.reasoning != "none" and any(not e.rationale for e in train):
+        design = replace(design, reasoning="none")
+    samples = build_samples(ctx, ctx.task, design, train, train, cell.seed)
+    per_epoch = sum(len(encode_train(ctx.formatter, s).input_ids) for s in samples)
+    return int(per_epoch * ctx.study.train.epochs)
+
+
 def run_study(ctx: Context, cells: list[Cell] | None = None, log=print) -> list[Path]:
     cells = cells if cells is not None else expand(ctx.study, ctx.designs)
     done = []
@@ -193,8 +208,9 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
     timings["eval_s"] = time.perf_counter() - t
     store.write_jsonl(work / "predictions.jsonl", predictions)
     store.write_json(work / "manifest.json", _manifest(ctx, cell, stats, timings, encoded))
-    store.write_json(work / "metrics.json", {"cell": cell.id, "design": design.name, "train_size": cell.train_size,
-                                              "seed": cell.seed, "untuned": cell.untuned, "eval": metrics})
+    store.write_json(work / "metrics.json", {"cell": cell.id, "variant": cell.variant, "design": design.name,
+                                              "train_size": cell.train_size, "seed": cell.seed,
+                                              "untuned": cell.untuned, "eval": metrics})
     del lm
     return store.commit(work)
 
