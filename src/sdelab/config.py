@@ -37,6 +37,9 @@ class TrainSection(_Strict):
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="'auto': bf16 where the hardware "
                                                                             "has it.")
     group_by_length: bool = Field(True, description="Length-grouped batches (less padding).")
+    tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list, description="Also log the "
+                                                             "training curve to these trackers (pip install "
+                                                             "'sdelab[tracking]'), in <cell>/tracking/.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
 
 

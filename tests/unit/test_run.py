@@ -116,3 +116,13 @@ def test_sweeps_over_tasks_models_and_hyperparameters(tmp_path, tiny_model_dir, 
     bad = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, sweep={"learning_rate": [1e-3]})
     assert main(["run", str(bad)]) == 2
     assert "cannot sweep 'learning_rate'" in capsys.readouterr().err
+
+
+def test_tensorboard_tracking(tmp_path, tiny_model_dir, tiny_task_yaml):
+    pytest.importorskip("tensorboard")
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"],
+                    train={"epochs": 2, "batch_size": 4, "max_length": 128, "precision": "fp32",
+                           "tracking": ["tensorboard"]})
+    assert main(["run", str(p)]) == 0
+    d = next((tmp_path / "runs").glob("inst-first*"))
+    assert list((d / "tracking").rglob("events.out.tfevents.*"))

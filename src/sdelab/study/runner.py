@@ -222,7 +222,7 @@ def _settings(study: Study, precision: str):
                          warmup_ratio=tr.warmup_ratio, weight_decay=tr.weight_decay,
                          max_grad_norm=tr.max_grad_norm, lora_r=tr.lora.r, lora_alpha=tr.lora.alpha,
                          lora_dropout=tr.lora.dropout, lora_targets=tr.lora.targets, precision=precision,
-                         group_by_length=tr.group_by_length)
+                         group_by_length=tr.group_by_length, tracking=tuple(tr.tracking))
 
 
 def _demo_pool(ctx: Context, task: Task, design: Design, train: list[Example]) -> list[Example]:

@@ -9,7 +9,7 @@ import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,6 +37,7 @@ class TrainSettings:
     precision: str = "bf16"  # resolved: bf16 | fp32
     group_by_length: bool = True
     log_every: int = 10
+    tracking: tuple[str, ...] = ()  # 'tensorboard' and/or 'mlflow': Accelerate's trackers, besides train_log.jsonl
 
 
 @dataclass
@@ -91,7 +92,12 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
 
     # Precision is handled here (autocast) rather than by Accelerator(mixed_precision=...): Accelerate's state is a
     # process-wide singleton that refuses a second precision, and one process may train cells of both kinds.
-    acc = Accelerator()
+    tracker_dir = (log_path.parent / "tracking") if (s.tracking and log_path) else None
+    acc = Accelerator(log_with=list(s.tracking) or None, project_dir=str(tracker_dir) if tracker_dir else None)
+    if s.tracking:
+        acc.init_trackers(log_path.parent.name.removesuffix(".partial") if log_path else "sdelab",
+                          config={k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                                  for k, v in asdict(s).items()} | {"seed": seed})
     torch.manual_seed(seed)
     lengths = [len(e.input_ids) for e in encoded]
     n_epochs = math.ceil(s.epochs)
@@ -146,6 +152,9 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
             if log:
                 log.write(json.dumps(point) + "\n")
                 log.flush()
+            if s.tracking:
+                acc.log({"train/loss": point["loss"], "train/lr": point["lr"], "train/tokens": point["tokens"]},
+                        step=step)
             run_loss, run_n = 0.0, 0
         bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{stats.tokens / max(elapsed, 1e-9):.0f}")
         bar.update(1)
@@ -153,5 +162,7 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
     if log:
         log.close()
     stats.seconds = time.perf_counter() - t0
+    if s.tracking:
+        acc.end_training()
     acc.free_memory()
     return stats
