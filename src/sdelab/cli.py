@@ -36,7 +36,10 @@ def _run(args) -> int:
                 print(f"{c.id}  {c.folder_name}  [{state}]{cost}")
         print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
         return 0
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
     store.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     folders = []
     for sub, cs in groups:
