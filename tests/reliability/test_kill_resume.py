@@ -58,13 +58,15 @@ def uninterrupted(tmp_path_factory, tiny_model_dir):
     return (base / "aaa" / "report.md").read_text().replace(str(base / "aaa"), "X")
 
 
-@pytest.mark.parametrize("moment", ["training", "evaluation", "between_cells"])
+@pytest.mark.parametrize("moment", ["startup", "training", "evaluation", "between_cells"])
 def test_kill_9_then_resume(tmp_path, tiny_model_dir, uninterrupted, moment):
     from conftest import write_tiny_task
     tiny_task_yaml = write_tiny_task(tmp_path / "task")
     p = study(tmp_path, tiny_model_dir, tiny_task_yaml, "bbb")
     out = tmp_path / "bbb"
     conditions = {
+        # reading and tokenizing: the run has started (study.yaml copied) but no cell folder exists yet
+        "startup": lambda: (out / "study.yaml").exists(),
         # the second cell is mid-training: its loss log exists inside the .partial folder
         "training": lambda: len(finished(out)) == 1 and any(out.glob("*.partial/train_log.jsonl")),
         # a cell's adapter is saved (training done) but its predictions are not
@@ -82,5 +84,16 @@ def test_kill_9_then_resume(tmp_path, tiny_model_dir, uninterrupted, moment):
     assert all(after[k] == v for k, v in before.items()), "a finished cell was redone"
     assert r.stdout.count("finished earlier, skipped") == len(before)
     # no cell recorded twice, and the results equal an uninterrupted run's
+    assert subprocess.run([sys.executable, "-m", "sdelab", "report", str(out)], capture_output=True).returncode == 0
+    assert (out / "report.md").read_text().replace(str(out), "X") == uninterrupted
+
+
+def test_kill_9_during_report(tmp_path, tiny_model_dir, uninterrupted):
+    from conftest import write_tiny_task
+    p = study(tmp_path, tiny_model_dir, write_tiny_task(tmp_path / "task"), "bbb")
+    out = tmp_path / "bbb"
+    assert subprocess.run([sys.executable, "-m", "sdelab", "run", str(p)], capture_output=True).returncode == 0
+    proc = sdelab("report", str(out))
+    kill_when(proc, lambda: (out / "plots").exists())
     assert subprocess.run([sys.executable, "-m", "sdelab", "report", str(out)], capture_output=True).returncode == 0
     assert (out / "report.md").read_text().replace(str(out), "X") == uninterrupted
