@@ -69,7 +69,9 @@ class Study(_Strict):
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description="Training hyperparameters to sweep, "
                                         "e.g. {lr: [1e-4, 2e-4], epochs: [1, 2], lora.r: [4, 8]}.")
     designs: list[str | dict[str, Any]] = Field(default_factory=lambda: ["inst-first"])
-    modeling: Literal["generative"] = "generative"
+    modeling: Literal["generative", "discriminative"] | list[Literal["generative", "discriminative"]] = Field(
+        "generative", description="generative: the model writes the answer; discriminative: a classification head "
+                                  "on the backbone's last token (closed label sets). A list compares both.")
     reference: str | None = Field(None, description="The design others are compared with in the report "
                                                     "(default: the first listed).")
     untuned: list[int] = Field(default_factory=list, description="Also evaluate the untuned base model with k "
@@ -124,19 +126,21 @@ def substudies(study: Study) -> list[tuple[dict[str, Any], Study]]:
     import itertools
     tasks = study.task if isinstance(study.task, list) else [study.task]
     models = study.model if isinstance(study.model, list) else [study.model]
+    modelings = study.modeling if isinstance(study.modeling, list) else [study.modeling]
     keys = list(study.sweep)
     out = []
-    for task, model, *values in itertools.product(tasks, models, *(study.sweep[k] for k in keys)):
+    for task, model, modeling, *values in itertools.product(tasks, models, modelings,
+                                                            *(study.sweep[k] for k in keys)):
         train = study.train.model_dump()
         for k, v in zip(keys, values):
             if k.startswith("lora."):
                 train["lora"][k[5:]] = v
             else:
                 train[k] = v
-        sub = study.model_copy(update={"task": task, "model": model, "sweep": {},
+        sub = study.model_copy(update={"task": task, "model": model, "modeling": modeling, "sweep": {},
                                        "train": TrainSection.model_validate(train)})
         axes = {**({"task": task} if len(tasks) > 1 else {}), **({"model": model} if len(models) > 1 else {}),
-                **dict(zip(keys, values))}
+                **({"modeling": modeling} if len(modelings) > 1 else {}), **dict(zip(keys, values))}
         out.append((axes, sub))
     return out
 

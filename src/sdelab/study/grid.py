@@ -46,7 +46,8 @@ def expand_all(study: Study, base_dir=None) -> list[tuple[Study, list[Cell]]]:
     out = []
     for axes, sub in substudies(study):
         task = get_task(sub.task, base_dir)
-        names = {"task": task.name, "model": str(sub.model).rstrip("/").split("/")[-1]}
+        names = {"task": task.name, "model": str(sub.model).rstrip("/").split("/")[-1],
+                 "modeling": {"generative": "gen", "discriminative": "cls"}[sub.modeling]}
         tag = "__".join(names[k] if k in names else f"{k}={v}" for k, v in axes.items())
         out.append((sub, expand(sub, study_designs(sub, task), tag)))
     return out
@@ -72,7 +73,8 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                     "train": study.train.model_dump(), "eval": study.eval.model_dump(),
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
-        for k in study.untuned:  # the untuned base model: zero-shot (k=0) and k-shot in-context
+        for k in (study.untuned if study.modeling == "generative" else []):  # the untuned base model, zero-shot
+            # (k=0) and k-shot in-context; a modeling sweep carries them in its generative half
             d = replace(design, demos=k) if k else design
             config = {"task": study.task, "model": study.model, "modeling": "untuned", "design": d.to_dict(),
                       "seed": study.seeds[0], "prompt_format": study.prompt_format,

@@ -24,7 +24,8 @@ from sdelab.infer.generate import generate
 from sdelab.infer.score import score_candidates
 from sdelab.metrics import score
 from sdelab.models.catalog import ResolvedModel, resolve_model
-from sdelab.models.load import load_causal_lm, load_tokenizer, resolve_precision, set_threads
+from sdelab.models.load import (classification_pad_id, is_causal_lm, load_causal_lm, load_tokenizer,
+                                resolve_precision, set_threads)
 from sdelab.models.tokenize import Formatter, encode_prompt, encode_train, make_formatter, response_ids
 from sdelab.study import store
 from sdelab.study.grid import Cell, expand, study_designs
@@ -60,6 +61,9 @@ class Context:
     tokenizer: object = None
     formatter: Formatter | None = None
     base_lm: object = None
+    base_cls: object = None  # the backbone with a classification head (discriminative cells)
+    cls_pad_id: int | None = None
+    encoder: bool = False  # a BERT-like backbone (discriminative only)
     train_pool: list[Example] = field(default_factory=list)
     targets: list[EvalTarget] = field(default_factory=list)
     designs: list[Design] = field(default_factory=list)
@@ -85,11 +89,24 @@ def prepare(study: Study, study_path: Path, data_root_cli: str | None = None, ou
         if size != "all" and size > len(ctx.train_pool):
             raise SdelabError(f"train size {size} is larger than the training data ({len(ctx.train_pool)} "
                               f"examples in split '{task.spec.train_split}')", path=study_path, field="train_sizes")
+    if study.modeling == "discriminative":
+        _heads(task)  # fails early for families without a closed label set
+        for d in ctx.designs:
+            if d.reasoning != "none":
+                raise SdelabError(f"design '{d.name}' writes a rationale; a classification head writes nothing",
+                                  path=study_path, field="designs")
     if load_model:
         set_threads()
         ctx.tokenizer = load_tokenizer(ctx.model)
-        ctx.formatter = make_formatter(ctx.tokenizer, study.prompt_format, study.train.max_length,
-                                       study.system_prompt)
+        ctx.encoder = not is_causal_lm(ctx.model)
+        if ctx.encoder and study.modeling != "discriminative":
+            raise SdelabError(f"'{study.model}' is an encoder (no language-model head): it can only be used with "
+                              "modeling: discriminative", path=study_path, field="model")
+        if not ctx.encoder:
+            ctx.formatter = make_formatter(ctx.tokenizer, study.prompt_format, study.train.max_length,
+                                           study.system_prompt)
+        if study.modeling == "discriminative":
+            ctx.cls_pad_id = classification_pad_id(ctx.tokenizer) if not ctx.encoder else ctx.tokenizer.pad_token_id
     return ctx
 
 
@@ -182,6 +199,8 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
     size = None if n == "all" else int(n)
     train = attach_rationales(task, subset(ctx.train_pool, size, cell.seed), study.rationales,
                               design.reasoning != "none")
+    if cell.config["modeling"] == "discriminative":
+        return _run_discriminative(ctx, cell, work, train, timings, t)
     if ctx.base_lm is None:
         ctx.base_lm = load_causal_lm(ctx.model, ctx.precision)
     stats, encoded = None, []
@@ -213,6 +232,101 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
                                               "untuned": cell.untuned, "eval": metrics})
     del lm
     return store.commit(work)
+
+
+def _heads(task: Task) -> tuple[int, list[str]]:
+    """(number of heads, class names per head) of the discriminative paradigm."""
+    if task.spec.family == "multi_aspect":
+        return len(task.spec.targets), task.label_names
+    if task.is_classification:
+        return 1, task.label_names
+    raise SdelabError(f"discriminative modeling needs a closed label set; {task.name} is {task.spec.family}",
+                      field="modeling")
+
+
+def _cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example], train: list[Example],
+                seed: int) -> list[list[int]]:
+    """The design's prompt (instruction placement, template, demonstrations) as the classifier's input: through
+    the chat template / plain text for an LLM, with the tokenizer's own special tokens for an encoder."""
+    samples = build_samples(ctx, task, design, examples, train, seed, response=False)
+    if ctx.formatter is not None and not ctx.encoder:
+        return [encode_prompt(ctx.formatter, s, 0)[0] for s in samples]
+    return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=ctx.study.train.max_length)["input_ids"]
+            for s in samples]
+
+
+def _cls_labels(task: Task, gold) -> list[int]:
+    names = task.label_names
+    if task.spec.family == "multi_aspect":
+        return [names.index(gold[a]) for a in task.spec.targets]
+    return [names.index(gold)]
+
+
+def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Example], timings: dict,
+                        t0: float) -> Path:
+    from sdelab.infer.classify import classify
+    from sdelab.models.load import load_seq_cls
+    from sdelab.train.loop import ClsItem, add_lora, train_discriminative
+
+    task, design, study = ctx.task, cell.design, ctx.study
+    heads, names = _heads(task)
+    items = [ClsItem(ids, _cls_labels(task, ex.gold))
+             for ids, ex in zip(_cls_inputs(ctx, task, design, train, train, cell.seed), train)]
+    timings["tokenize_s"] = time.perf_counter() - t0
+    if ctx.base_cls is None:
+        ctx.base_cls = load_seq_cls(ctx.model, ctx.precision, heads * len(names), ctx.cls_pad_id)
+    torch.manual_seed(cell.seed)
+    s = _settings(study, ctx.precision)
+    model = copy.deepcopy(ctx.base_cls)
+    head = _head(model)  # a fresh head for every cell, from the cell's seed
+    torch.nn.init.normal_(head.weight, std=0.02)
+    if head.bias is not None:
+        torch.nn.init.zeros_(head.bias)
+    model = add_lora(model, s, cell.seed, task_type="SEQ_CLS")
+    for p in model.parameters():  # the head (modules_to_save) and LoRA weights train in fp32
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    stats = train_discriminative(model, items, heads, s, cell.seed, ctx.cls_pad_id, work / "train_log.jsonl",
+                                 desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}")
+    timings["train_s"] = stats.seconds
+    model.save_pretrained(work / "adapter")
+    t = time.perf_counter()
+    metrics, predictions = {}, []
+    for target in ctx.targets:
+        prompts = _cls_inputs(ctx, target.task, design, target.examples, train, cell.seed)
+        logits = classify(model, prompts, heads, ctx.cls_pad_id, study.eval.batch_size, ctx.precision,
+                          desc=f"classify {target.key}")
+        preds, rows = [], []
+        for ex, lg in zip(target.examples, logits):
+            per_head = [names[max(range(len(h)), key=h.__getitem__)] for h in lg]
+            pred = dict(zip(target.task.spec.targets, per_head)) if heads > 1 else per_head[0]
+            preds.append(pred)
+            rows.append({"eval_set": target.key, "id": ex.id, "input": ex.fields, "raw": pred, "parsed": pred,
+                         "lenient": pred, "gold": ex.gold, "error": None,
+                         "scores": [[round(x, 4) for x in h] for h in lg] if heads > 1 else
+                         dict(zip(names, (round(x, 4) for x in lg[0])))})
+        m = score(target.task, [e.gold for e in target.examples], preds, [None] * len(preds),
+                  [e.gold for e in train] if target.task is task else [])
+        m.update(kind=target.kind, template=target.task.template(design.template).name,
+                 template_seen=True if target.task is task else None)
+        metrics[target.key] = m
+        predictions += rows
+    timings["eval_s"] = time.perf_counter() - t
+    store.write_jsonl(work / "predictions.jsonl", predictions)
+    store.write_json(work / "manifest.json", _manifest(ctx, cell, stats, timings, items))
+    store.write_json(work / "metrics.json", {"cell": cell.id, "variant": cell.variant, "design": design.name,
+                                              "modeling": "discriminative", "train_size": cell.train_size,
+                                              "seed": cell.seed, "untuned": None, "eval": metrics})
+    return store.commit(work)
+
+
+def _head(model):
+    """The classification head of a sequence-classification model (score for LLMs, classifier for encoders)."""
+    for name in ("score", "classifier"):
+        head = getattr(model, name, None)
+        if head is not None:
+            return head if isinstance(head, torch.nn.Linear) else head.out_proj
+    raise SdelabError("cannot find the classification head of this model")
 
 
 def _settings(study: Study, precision: str):
@@ -317,7 +431,8 @@ def _manifest(ctx: Context, cell: Cell, stats, timings: dict, encoded) -> dict:
     if stats is not None:
         train = {"examples": len(encoded), "steps": stats.steps, "tokens": stats.tokens,
                  "trained_tokens": stats.trained_tokens, "tokens_per_second": round(stats.tokens_per_second, 1),
-                 "final_loss": stats.final_loss, "truncated_samples": sum(1 for e in encoded if e.truncated)}
+                 "final_loss": stats.final_loss,
+                 "truncated_samples": sum(1 for e in encoded if getattr(e, "truncated", 0))}
     return {
         "sdelab": __version__, "cell": cell.id, "study": ctx.study.name, "study_file": str(ctx.study_path),
         "seed": cell.seed, "model": {**asdict(ctx.model)}, "precision": ctx.precision,

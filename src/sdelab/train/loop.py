@@ -73,20 +73,65 @@ class CausalLMLoss(torch.nn.Module):
         return F.cross_entropy(logits, target[keep])
 
 
-def add_lora(lm, s: TrainSettings, seed: int):
+class SeqClsLoss(torch.nn.Module):
+    """Wraps a sequence-classification model (the last non-pad token's hidden state -> a linear head) whose
+    logits hold `heads` groups of classes (one group per aspect for multi-aspect sentiment, one otherwise);
+    forward() returns the mean cross-entropy over heads."""
+
+    def __init__(self, model, heads: int):
+        super().__init__()
+        self.model, self.heads = model, heads
+
+    def forward(self, input_ids, attention_mask, labels):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+        logits = logits.view(logits.shape[0], self.heads, -1)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+@dataclass
+class ClsItem:
+    input_ids: list[int]
+    labels: list[int]  # one class index per head
+
+
+def collate_cls(items: list[ClsItem], pad_id: int) -> dict[str, torch.Tensor]:
+    n = max(len(e.input_ids) for e in items)
+    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), n), dtype=torch.long)
+    for row, e in enumerate(items):
+        ids[row, :len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[row, :len(e.input_ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e.labels for e in items])}
+
+
+def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
+    """LoRA on the backbone; for SEQ_CLS, peft also trains the new head in full (its `modules_to_save`)."""
     from peft import LoraConfig, get_peft_model
 
     from sdelab.models.load import quiet_transformers
     torch.manual_seed(seed)
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-                     target_modules=s.lora_targets, task_type="CAUSAL_LM")
+                     target_modules=s.lora_targets, task_type=task_type)
     with quiet_transformers():
         return get_peft_model(lm, cfg)  # adapters stay fp32 even when the base is bf16 (peft's autocast_adapter_dtype)
 
 
 def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pad_id: int,
                      log_path: Path | None = None, desc: str = "train") -> TrainStats:
-    """Train the (LoRA-wrapped) `lm` in place on `encoded` samples."""
+    """Train the (LoRA-wrapped) causal `lm` in place on `encoded` samples (loss on labelled tokens)."""
+    return _train(CausalLMLoss(lm), encoded, lambda b: collate(b, pad_id), s, seed, log_path, desc)
+
+
+def train_discriminative(model, items: list[ClsItem], heads: int, s: TrainSettings, seed: int, pad_id: int,
+                         log_path: Path | None = None, desc: str = "train") -> TrainStats:
+    """Train the (LoRA-wrapped) sequence-classification `model` in place: the discriminative paradigm."""
+    return _train(SeqClsLoss(model, heads), items, lambda b: collate_cls(b, pad_id), s, seed, log_path, desc)
+
+
+def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_path: Path | None,
+           desc: str) -> TrainStats:
+    """The one training loop: seeded length-grouped batches, AdamW, linear warmup/decay, gradient accumulation,
+    clipping, autocast, a progress bar with loss and tokens/s, and a loss curve in `log_path`."""
     from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
 
@@ -109,11 +154,11 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
         plan += batches
     total_updates = max(1, math.ceil(len(plan) / s.grad_accum))
 
-    params = [p for p in lm.parameters() if p.requires_grad]
+    params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * total_updates), total_updates)
-    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan, collate_fn=lambda b: collate(b, pad_id))
-    model, opt, loader, sched = acc.prepare(CausalLMLoss(lm), opt, loader, sched)
+    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan, collate_fn=collate_fn)
+    model, opt, loader, sched = acc.prepare(module, opt, loader, sched)
     model.train()
 
     stats = TrainStats()
@@ -136,7 +181,8 @@ def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pa
             opt.zero_grad(set_to_none=True)
         n_tok = int(batch["attention_mask"].sum())
         stats.tokens += n_tok
-        stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
+        if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
+            stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
         stats.examples += batch["input_ids"].shape[0]
         loss_value = float(loss.detach())
         run_loss += loss_value

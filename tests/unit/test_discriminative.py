@@ -1,0 +1,105 @@
+"""The discriminative paradigm: a classification head on the LLM's last non-pad token (LoRA on the backbone, the
+head trained in full), on classification and multi-aspect tasks, side by side with generative in one study; and
+an encoder (BERT-like) backbone in the same slot."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from sdelab.cli import main
+
+from conftest import CORPUS
+from test_families import family_task
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    d = tmp_path_factory.mktemp("tiny_bert")
+    words = sorted({w.strip(".,:;!?") for line in CORPUS for w in line.lower().split()} |
+                   {"great", "battery", "broke", "fine", "love", "screen", "food", "room", "cold", "waiter"})
+    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(d / "vocab.txt"))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=256)
+    BertForSequenceClassification(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def study(tmp_path, model_dir, task_yaml, **extra):
+    s = {"name": "disc", "task": str(task_yaml), "model": str(model_dir), "designs": ["es-sde"],
+         "train_sizes": [12], "seeds": [0], "modeling": "discriminative", "output_dir": str(tmp_path / "runs"),
+         "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "max_length": 128, "precision": "fp32"},
+         "eval": {"batch_size": 4}}
+    s.update(extra)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(s))
+    return p
+
+
+def cells(tmp_path):
+    return {d.name: json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "runs").iterdir()
+            if (d / "metrics.json").exists()}
+
+
+def test_llm_with_head_on_a_classification_task(tmp_path, tiny_model_dir, tiny_task_yaml):
+    assert main(["run", str(study(tmp_path, tiny_model_dir, tiny_task_yaml))]) == 0
+    (m,) = cells(tmp_path).values()
+    assert m["modeling"] == "discriminative"
+    ev = m["eval"]["test_id"]
+    assert ev["format_errors"] == 0 and ev["n"] == 4 and 0 <= ev["accuracy"] <= 1
+    d = next((tmp_path / "runs").glob("es-sde*"))
+    cfg = json.loads((d / "adapter" / "adapter_config.json").read_text())
+    assert cfg["task_type"] == "SEQ_CLS" and "score" in (cfg.get("modules_to_save") or [])
+    row = json.loads((d / "predictions.jsonl").read_text().splitlines()[0])
+    assert set(row["scores"]) == {"positive", "negative", "neutral"}
+
+
+def test_pad_differs_from_eos_for_the_head(tiny_tokenizer):
+    from sdelab.models.load import classification_pad_id
+    assert classification_pad_id(tiny_tokenizer) != tiny_tokenizer.eos_token_id
+
+
+def test_generative_and_discriminative_side_by_side(tmp_path, tiny_model_dir, tiny_task_yaml):
+    p = study(tmp_path, tiny_model_dir, tiny_task_yaml, modeling=["generative", "discriminative"],
+              train_sizes=[6, 12], untuned=[0])
+    assert main(["run", str(p)]) == 0
+    res = cells(tmp_path)
+    kinds = sorted((m.get("modeling", "generative"), m["train_size"]) for m in res.values())
+    assert kinds == [("discriminative", 6), ("discriminative", 12), ("generative", 0), ("generative", 6),
+                     ("generative", 12)]
+    assert all(n.startswith(("gen__", "cls__")) for n in res)
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    md = (tmp_path / "runs" / "report.md").read_text()
+    assert "| cls es-sde | 12 |" in md and "| gen es-sde | 12 |" in md
+
+
+def test_multi_aspect_heads(tmp_path, tiny_model_dir):
+    task_yaml = family_task(tmp_path, "multi_aspect")
+    assert main(["run", str(study(tmp_path, tiny_model_dir, task_yaml, train_sizes=[6]))]) == 0
+    (m,) = cells(tmp_path).values()
+    ev = m["eval"]["test"]
+    assert ev["primary"] == "kappa" and ev["format_errors"] == 0
+    row = json.loads(next((tmp_path / "runs").glob("es-sde*")).joinpath("predictions.jsonl").read_text()
+                     .splitlines()[0])
+    assert set(row["parsed"]) == {"food", "price", "service"} and len(row["scores"]) == 3
+
+
+def test_encoder_backbone(tmp_path, tiny_bert_dir, tiny_task_yaml):
+    assert main(["run", str(study(tmp_path, tiny_bert_dir, tiny_task_yaml))]) == 0
+    (m,) = cells(tmp_path).values()
+    assert m["eval"]["test_ood"]["n"] == 3
+
+
+def test_encoder_cannot_generate(tmp_path, tiny_bert_dir, tiny_task_yaml, capsys):
+    assert main(["run", str(study(tmp_path, tiny_bert_dir, tiny_task_yaml, modeling="generative"))]) == 2
+    assert "is an encoder" in capsys.readouterr().err
+
+
+def test_span_family_has_no_head(tmp_path, tiny_model_dir, capsys):
+    task_yaml = family_task(tmp_path, "span_extraction")
+    assert main(["run", str(study(tmp_path, tiny_model_dir, task_yaml, train_sizes=[6]))]) == 2
+    assert "closed label set" in capsys.readouterr().err
