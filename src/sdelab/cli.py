@@ -104,6 +104,32 @@ def _runs(ids: list[int], flags: list[bool]) -> list[tuple[bool, list[int]]]:
     return out
 
 
+def _diagnose(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sdelab.config import load_study, substudies
+    from sdelab.study.diagnose import diagnose
+    from sdelab.study.runner import prepare
+
+    study, path = load_study(args.study)
+    sub = substudies(study)[0][1]
+    ctx = prepare(sub, path, args.data_root, args.output_dir)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    ks = args.k if args.k is not None else (study.untuned or [0])
+    res = diagnose(ctx, ks, args.n)
+    table = Table(title=f"{study.name}: design diagnostics on the base model ({res['examples']} examples)")
+    sets = [t.key for t in ctx.targets]
+    for h in ["design", "prompt PPL", "output PPL", *[f"k={k} {s}" for k in ks for s in sets]]:
+        table.add_column(h)
+    for name, r in res["designs"].items():
+        table.add_row(name, f"{r['prompt_ppl']:.2f}", f"{r['output_ppl']:.2f}",
+                      *[f"{r['icl'][str(k)][s]:.3f}" for k in ks for s in sets])
+    Console().print(table)
+    print(f"wrote {ctx.out_dir / 'diagnostics.json'}")
+    return 0
+
+
 def _models(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -168,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("-n", type=int, default=3)
     rd.add_argument("--data-root")
     rd.set_defaults(fn=_render)
+    dg = sub.add_parser("diagnose", help="prompt/output perplexity and in-context scores of each design on the base "
+                                         "model, before training")
+    dg.add_argument("study")
+    dg.add_argument("-n", type=int, default=200, help="training examples for the perplexities")
+    dg.add_argument("-k", type=int, nargs="*", help="demonstrations for in-context scores (default: the study's "
+                                                    "untuned list, or 0)")
+    dg.add_argument("--data-root")
+    dg.add_argument("--output-dir")
+    dg.set_defaults(fn=_diagnose)
     m = sub.add_parser("models", help="the model catalog")
     m.add_argument("action", choices=["list"])
     m.set_defaults(fn=_models)

@@ -99,6 +99,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
     md += _significance(cells, sets, groups, reference, n_boot)
     md += _summary(cells, sets, groups, reference, n_boot)
     md += _errors_table(cells, sets, groups)
+    md += _diagnostics(out_dir, cells, sets, groups)
     plots = _plots(cells, sets, groups, plots_dir)
     md.append("## Plots\n")
     for title, p in plots:
@@ -250,6 +251,52 @@ def _summary(cells, sets, groups, reference, n_boot) -> list[str]:
             out.append(f"| {factor} | {_label(s, kind)} | {winner} | {ref.get(factor)} | {v} | {diff:+.3f} | "
                        f"{p:.3f} | {'yes' if p < 0.05 else 'no'} |")
     return out + [f"\n(train size {size}; the reference design's option against the best of the others.)\n"]
+
+
+def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
+    """Prompt signals on the base model (sdelab diagnose) beside the fine-tuned scores, and their rank
+    correlation across designs: does a good prompt make a good training sample?"""
+    path = out_dir / "diagnostics.json"
+    if not path.exists():
+        return []
+    from scipy.stats import spearmanr
+    diag = store.read_json(path)
+    ks = diag["ks"]
+    s, kind, primary = next(((s, k, p) for s, k, p in sets if k == "in_domain"), sets[0])
+    trained = [sz for _, sz in _rows_of(cells) if not sz.startswith("untuned")]
+    size = sorted(set(trained), key=_size_key)[-1] if trained else None
+    out = ["## Design diagnostics: prompt quality vs fine-tuned quality\n",
+           f"From `sdelab diagnose` on the untuned model ({diag['examples']} training examples for the perplexities); "
+           f"in-context and fine-tuned scores on {_label(s, kind)} ({primary}), fine-tuned at train size {size}. "
+           "Spearman's rho across designs between each prompt signal (higher = better prompt; perplexities are "
+           "negated) and the fine-tuned score.\n",
+           "| design | prompt PPL | output PPL | " + " | ".join(f"k={k} in-context" for k in ks) +
+           " | fine-tuned |", "|---|---|---|" + "---|" * (len(ks) + 1)]
+    signals = {"-prompt PPL": [], "-output PPL": [], **{f"k={k} in-context": [] for k in ks}}
+    tuned = []
+    for design, r in diag["designs"].items():
+        g = groups.get((design, size, s))
+        ft = statistics.fmean(g.values) if g and g.values else None
+        icl = [r["icl"][str(k)].get(s) for k in ks]
+        out.append(f"| {design} | {r['prompt_ppl']:.2f} | {r['output_ppl']:.2f} | " +
+                   " | ".join("-" if v is None else f"{v:.3f}" for v in icl) +
+                   f" | {'-' if ft is None else f'{ft:.3f}'} |")
+        if ft is not None:
+            tuned.append(ft)
+            signals["-prompt PPL"].append(-r["prompt_ppl"])
+            signals["-output PPL"].append(-r["output_ppl"])
+            for k, v in zip(ks, icl):
+                signals[f"k={k} in-context"].append(v if v is not None else float("nan"))
+    out.append("")
+    if len(tuned) >= 3:
+        out += ["| prompt signal | Spearman rho with the fine-tuned score | p |", "|---|---|---|"]
+        for name, xs in signals.items():
+            rho, p = spearmanr(xs, tuned)
+            out.append(f"| {name} | {rho:+.3f} | {p:.3f} |" if rho == rho else f"| {name} | - (constant) | - |")
+        out.append("")
+    else:
+        out.append("(Rank correlations need at least 3 designs with both diagnostics and fine-tuned scores.)\n")
+    return out
 
 
 def _errors_table(cells, sets, groups) -> list[str]:

@@ -1,0 +1,52 @@
+"""`sdelab diagnose STUDY.yaml`: before any training, how good is each design as a *prompt* for the base model?
+Prompt and output perplexity (mean token NLL) and zero-shot / k-shot in-context scores with the same parser and
+metrics — the Sample Design Engineering paper's question of whether good prompts make good training samples.
+Written to <output>/diagnostics.json; `sdelab report` sets them beside the fine-tuned scores."""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import replace
+
+from sdelab.design.reasoning import attach_rationales
+from sdelab.infer.perplexity import sample_nll
+from sdelab.models.load import load_causal_lm
+from sdelab.study import store
+from sdelab.study.runner import Context, build_samples, evaluate
+from sdelab.tasks.task import subset
+
+DIAGNOSTICS = "diagnostics.json"
+
+
+def diagnose(ctx: Context, ks: list[int], n: int = 200) -> dict:
+    """Per design: prompt / output NLL and perplexity over `n` training examples, and in-context scores for each
+    k in `ks` on every evaluation set."""
+    if ctx.base_lm is None:
+        ctx.base_lm = load_causal_lm(ctx.model, ctx.precision)
+    size = ctx.study.train_sizes[0]
+    seed = ctx.study.seeds[0]
+    train = subset(ctx.train_pool, None if size == "all" else int(size), seed)
+    probe = train[: min(n, len(train))]
+    out = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks, "designs": {}}
+    for d in ctx.designs:
+        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none")
+        pool = attach_rationales(ctx.task, train, ctx.study.rationales, d.reasoning != "none" and d.demos > 0)
+        samples = build_samples(ctx, ctx.task, d, ex, pool, seed)
+        nll = sample_nll(ctx.base_lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
+        prompt = statistics.fmean(x for x, _ in nll if not math.isnan(x))
+        output = statistics.fmean(y for _, y in nll)
+        icl = {}
+        for k in ks:
+            dk = replace(d, demos=k) if k else d
+            icl[str(k)] = {t.key: round(evaluate(ctx, ctx.base_lm, dk, t, train, seed)[0][t_primary(ctx, t)], 6)
+                           for t in ctx.targets}
+        out["designs"][d.name] = {"prompt_nll": round(prompt, 6), "prompt_ppl": round(math.exp(prompt), 4),
+                                  "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
+                                  "icl": icl}
+    store.write_json(ctx.out_dir / DIAGNOSTICS, out)
+    return out
+
+
+def t_primary(ctx: Context, target) -> str:
+    from sdelab.metrics import PRIMARY
+    return PRIMARY[target.task.spec.family]
