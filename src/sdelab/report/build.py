@@ -291,8 +291,11 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
     if len(tuned) >= 3:
         out += ["| prompt signal | Spearman rho with the fine-tuned score | p |", "|---|---|---|"]
         for name, xs in signals.items():
+            if len(set(xs)) < 2 or len(set(tuned)) < 2:
+                out.append(f"| {name} | - (constant) | - |")
+                continue
             rho, p = spearmanr(xs, tuned)
-            out.append(f"| {name} | {rho:+.3f} | {p:.3f} |" if rho == rho else f"| {name} | - (constant) | - |")
+            out.append(f"| {name} | {rho:+.3f} | {p:.3f} |")
         out.append("")
     else:
         out.append("(Rank correlations need at least 3 designs with both diagnostics and fine-tuned scores.)\n")

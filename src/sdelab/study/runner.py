@@ -177,9 +177,10 @@ def run_study(ctx: Context, cells: list[Cell] | None = None, log=print) -> list[
     cells = cells if cells is not None else expand(ctx.study, ctx.designs)
     done = []
     for i, cell in enumerate(cells, 1):
-        if store.finished(ctx.out_dir, cell.folder_name):
-            log(f"[{i}/{len(cells)}] {cell.folder_name}: finished earlier, skipped")
-            done.append(ctx.out_dir / cell.folder_name)
+        earlier = store.finished(ctx.out_dir, cell.folder_name)
+        if earlier:
+            log(f"[{i}/{len(cells)}] {earlier.name}: finished earlier, skipped")
+            done.append(earlier)
             continue
         what = (f"untuned base model, {cell.untuned} demonstrations" if cell.untuned is not None else
                 f"training on {cell.train_size} examples, seed {cell.seed}")

@@ -16,8 +16,16 @@ from sdelab.errors import SdelabError
 PARTIAL = ".partial"
 
 
-def finished(out_dir: Path, folder_name: str) -> bool:
-    return (out_dir / folder_name / "metrics.json").exists()
+def finished(out_dir: Path, folder_name: str) -> Path | None:
+    """The finished folder of a cell, found by its id (the folder name's last part), so a cell is never redone
+    even if its folder was named differently (e.g. by a study that now sweeps one more axis)."""
+    if (out_dir / folder_name / "metrics.json").exists():
+        return out_dir / folder_name
+    cell_id = folder_name.rsplit("__", 1)[-1]
+    for p in sorted(out_dir.glob(f"*__{cell_id}")) if out_dir.exists() else []:
+        if (p / "metrics.json").exists():
+            return p
+    return None
 
 
 def begin(out_dir: Path, folder_name: str) -> Path:
