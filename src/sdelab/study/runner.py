@@ -226,12 +226,18 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
         metrics[target.key] = m
         predictions += preds
     timings["eval_s"] = time.perf_counter() - t
-    store.write_jsonl(work / "predictions.jsonl", predictions)
-    store.write_json(work / "manifest.json", _manifest(ctx, cell, stats, timings, encoded))
-    store.write_json(work / "metrics.json", {"cell": cell.id, "variant": cell.variant, "design": design.name,
-                                              "train_size": cell.train_size, "seed": cell.seed,
-                                              "untuned": cell.untuned, "eval": metrics})
     del lm
+    return _finish(ctx, cell, work, metrics, predictions, stats, timings, encoded)
+
+
+def _finish(ctx: Context, cell: Cell, work: Path, metrics: dict, predictions: list[dict], stats, timings: dict,
+            items: list) -> Path:
+    """Write predictions, manifest and metrics (last: its presence means finished) and publish the folder."""
+    store.write_jsonl(work / "predictions.jsonl", predictions)
+    store.write_json(work / "manifest.json", _manifest(ctx, cell, stats, timings, items))
+    store.write_json(work / "metrics.json", {"cell": cell.id, "variant": cell.variant, "design": cell.design.name,
+                                              "modeling": cell.config["modeling"], "train_size": cell.train_size,
+                                              "seed": cell.seed, "untuned": cell.untuned, "eval": metrics})
     return store.commit(work)
 
 
@@ -313,12 +319,7 @@ def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Exampl
         metrics[target.key] = m
         predictions += rows
     timings["eval_s"] = time.perf_counter() - t
-    store.write_jsonl(work / "predictions.jsonl", predictions)
-    store.write_json(work / "manifest.json", _manifest(ctx, cell, stats, timings, items))
-    store.write_json(work / "metrics.json", {"cell": cell.id, "variant": cell.variant, "design": design.name,
-                                              "modeling": "discriminative", "train_size": cell.train_size,
-                                              "seed": cell.seed, "untuned": None, "eval": metrics})
-    return store.commit(work)
+    return _finish(ctx, cell, work, metrics, predictions, stats, timings, items)
 
 
 def _head(model):
