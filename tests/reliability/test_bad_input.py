@@ -160,3 +160,25 @@ def test_output_folder_that_cannot_be_created(tmp_path, tiny_model_dir, capsys):
     blocker.write_text("not a folder")
     fails(setup(tmp_path, tiny_model_dir, study_extra={"output_dir": str(blocker / "runs")}), capsys,
           str(blocker / "runs"), "cannot create the output folder")
+
+
+def test_full_disk_names_the_path_and_leaves_no_finished_cell(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    import errno
+    import os
+
+    from sdelab.study import store
+    real = os.fdopen
+
+    def full(fd, *a, **kw):  # the disk fills up when predictions are written
+        f = real(fd, *a, **kw)
+        if "predictions.jsonl" in os.readlink(f"/proc/self/fd/{fd}"):
+            f.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return f
+
+    monkeypatch.setattr(store.os, "fdopen", full)
+    assert main(["run", str(setup(tmp_path, tiny_model_dir))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars: one message
+    assert "Traceback" not in err and "predictions.jsonl" in err and "No space left on device" in err
+    assert ".partial" in err  # the half-built cell is named, and was never published as finished
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.endswith(".partial")]
