@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sdelab.errors import SdelabError
-from sdelab.tasks.readers import FORMATS, READERS, Row
+from sdelab.tasks.readers import FORMATS, READERS, Row, jsonl_objects
 
 UNMENTIONED_RAW = "unmentioned"  # the raw value the readers write for an aspect a sentence does not mention
 CONFLICT_RAW = "conflict"  # the raw value of an aspect with both positive and negative opinions
@@ -96,21 +96,6 @@ def _json_values(text: str, path: Path) -> list[tuple[int, Any]]:
         obj, end = decode(i)
         out.append((_line_of(text, i), obj))
         i = skip(end)
-    return out
-
-
-def _jsonl_objects(text: str, path: Path) -> list[tuple[int, dict]]:
-    out = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SdelabError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=i) from None
-        if not isinstance(obj, dict):
-            raise SdelabError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i)
-        out.append((i, obj))
     return out
 
 
@@ -360,7 +345,7 @@ def read_maven_sde(text: str, path: Path) -> list[Row]:
     "output": one '["Event_type", "trigger"]' line per event, or '[]'}. Columns: "text" = the sentence,
     "spans" = [[event type in lower case, trigger], ...] in the order given, "prompt" = the original prompt."""
     rows = []
-    for line, obj in _jsonl_objects(text, path):
+    for line, obj in jsonl_objects(text, path):
         prompt = _need(obj, "input", str, path, line)
         m = _MAVEN_SENTENCE.search(prompt)
         if not m or not m.group(1).strip():
@@ -413,7 +398,7 @@ def read_sde_masa(text: str, path: Path) -> list[Row]:
     正面/负面/中性/未提及 (an aspect named in the instruction but absent from the target = 未提及), and
     "model_prediction" = the prediction text stored in the file (if any)."""
     parsed, aspects = [], []
-    for line, obj in _jsonl_objects(text, path):
+    for line, obj in jsonl_objects(text, path):
         prompt = _need(obj, "prompt", str, path, line)
         if _MASA_SEP not in prompt:
             raise SdelabError("the prompt has no '---' line between the review and the instruction", path=path,

@@ -94,8 +94,9 @@ def _obj_row(obj, path: Path, line: int) -> Row:
     return Row({str(k): _scalar(v) for k, v in obj.items()}, line)
 
 
-def _jsonl(text: str, path: Path, fmt: str) -> list[Row]:
-    rows = []
+def jsonl_objects(text: str, path: Path) -> list[tuple[int, dict]]:
+    """(line, object) for every non-blank line of a JSON Lines text; malformed lines name file and line."""
+    out = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -103,8 +104,14 @@ def _jsonl(text: str, path: Path, fmt: str) -> list[Row]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise SdelabError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=i) from None
-        rows.append(_obj_row(obj, path, i))
-    return rows
+        if not isinstance(obj, dict):
+            raise SdelabError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i)
+        out.append((i, obj))
+    return out
+
+
+def _jsonl(text: str, path: Path, fmt: str) -> list[Row]:
+    return [_obj_row(obj, path, i) for i, obj in jsonl_objects(text, path)]
 
 
 def _json_array(text: str, path: Path, fmt: str) -> list[Row]:
