@@ -36,20 +36,20 @@ def _run(args) -> int:
                 print(f"{c.id}  {c.folder_name}  [{state}]{cost}")
         print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
         return 0
+    # every sub-study is checked (data, designs, rationales, tokenizer) before anything is trained or written
+    plan = [(prepare(sub, path, args.data_root, str(out)), todo) for sub, cs in groups
+            if (todo := [c for c in cs if c.id in mine])]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
     store.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     folders = []
-    for sub, cs in groups:
-        todo = [c for c in cs if c.id in mine]
-        if not todo:
-            continue
-        ctx = prepare(sub, path, args.data_root, str(out))
-        print(f"study '{study.name}': {len(todo)} cells, model {sub.model} ({ctx.precision}), task {sub.task}, "
-              f"output {ctx.out_dir}")
+    for ctx, todo in plan:
+        print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
+              f"task {ctx.study.task}, output {ctx.out_dir}")
         folders += run_study(ctx, todo)
+        ctx.base_lm = ctx.base_cls = None  # free this model before the next sub-study loads its own
     md = print_table(out, title=study.name, folders=folders)
     store.write_text(out / "table.md", md)
     return 0

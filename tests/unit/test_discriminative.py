@@ -69,8 +69,8 @@ def test_generative_and_discriminative_side_by_side(tmp_path, tiny_model_dir, ti
     assert main(["run", str(p)]) == 0
     res = cells(tmp_path)
     kinds = sorted((m.get("modeling", "generative"), m["train_size"]) for m in res.values())
-    assert kinds == [("discriminative", 6), ("discriminative", 12), ("generative", 0), ("generative", 6),
-                     ("generative", 12)]
+    assert kinds == [("discriminative", 6), ("discriminative", 12), ("generative", 6), ("generative", 12),
+                     ("untuned", 0)]
     assert all(n.startswith(("gen__", "cls__")) for n in res)
     assert main(["report", str(tmp_path / "runs")]) == 0
     md = (tmp_path / "runs" / "report.md").read_text()
