@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.generate import autocast
+from sdelab.models.tokenize import pad_batch
 
 
 @torch.inference_mode()
@@ -19,12 +20,7 @@ def classify(model, prompts: list[list[int]], heads: int, pad_id: int, batch_siz
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", dynamic_ncols=True, mininterval=1.0)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        n = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), n), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), n), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, :len(prompts[i])] = torch.tensor(prompts[i])
-            mask[r, :len(prompts[i])] = 1
+        ids, mask = pad_batch([prompts[i] for i in idx], pad_id)
         with autocast(precision):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
         logits = logits.view(len(idx), heads, -1).cpu()

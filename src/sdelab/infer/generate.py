@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from sdelab.models.tokenize import pad_batch
+
 
 @dataclass
 class Generation:
@@ -32,13 +34,8 @@ def generate(lm, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", dynamic_ncols=True, mininterval=1.0)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        n = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), n), dtype=torch.long)
-        for r, i in enumerate(idx):
-            p = prompts[i]
-            ids[r, n - len(p):] = torch.tensor(p)
-            mask[r, n - len(p):] = 1
+        ids, mask = pad_batch([prompts[i] for i in idx], pad, left=True)
+        n = ids.shape[1]
         with autocast(precision):
             gen = lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                               max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from sdelab.design.codec import Sample
 from sdelab.infer.generate import autocast
-from sdelab.models.tokenize import IGNORE, Formatter, encode_train, response_ids
+from sdelab.models.tokenize import IGNORE, Formatter, encode_train, pad_batch, response_ids
 
 
 def _masks(f: Formatter, sample: Sample) -> tuple[list[int], list[bool], list[bool]]:
@@ -35,12 +35,7 @@ def sample_nll(lm, f: Formatter, samples: list[Sample], pad_id: int, batch_size:
     out: list[tuple[float, float]] = []
     for start in tqdm(range(0, len(prepared), batch_size), desc="perplexity", unit="batch", mininterval=1.0):
         chunk = prepared[start:start + batch_size]
-        n = max(len(ids) for ids, _, _ in chunk)
-        ids = torch.full((len(chunk), n), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), n), dtype=torch.long)
-        for r, (x, _, _) in enumerate(chunk):
-            ids[r, :len(x)] = torch.tensor(x)
-            mask[r, :len(x)] = 1
+        ids, mask = pad_batch([x for x, _, _ in chunk], pad_id)
         with autocast(precision):
             logits = lm(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:].to(device), reduction="none")

@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.generate import autocast
+from sdelab.models.tokenize import pad_batch
 
 
 @torch.inference_mode()
@@ -24,12 +25,7 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
     for start in range(0, len(seqs), per_batch):
         chunk = seqs[start:start + per_batch]
         full = [prompts[p] + candidates[c] for p, c in chunk]
-        n = max(len(f) for f in full)
-        ids = torch.full((len(full), n), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(full), n), dtype=torch.long)
-        for r, f in enumerate(full):
-            ids[r, :len(f)] = torch.tensor(f)
-            mask[r, :len(f)] = 1
+        ids, mask = pad_batch(full, pad_id)
         with autocast(precision):
             hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
         for r, (p, c) in enumerate(chunk):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +129,3 @@ def catalog_rows() -> list[dict[str, str]]:
         rows.append({"name": e.name, "languages": e.languages, "description": e.description,
                      "status": status + (" (converted, cached)" if cached else ""), "hub_id": e.hub_id})
     return rows
-
-
-def describe(rm: ResolvedModel) -> dict[str, str]:
-    return json.loads(json.dumps(rm.__dict__))

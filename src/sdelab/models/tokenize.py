@@ -118,5 +118,18 @@ def encode_prompt(f: Formatter, sample: Sample, reserve: int) -> tuple[list[int]
     return ids + f.gen, cut
 
 
+def pad_batch(seqs: list[list[int]], pad_id: int, left: bool = False):
+    """(input_ids, attention_mask) tensors of equal-length rows; left padding for generation."""
+    import torch
+    n = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        sl = slice(n - len(x), n) if left else slice(0, len(x))
+        ids[r, sl] = torch.tensor(x, dtype=torch.long)
+        mask[r, sl] = 1
+    return ids, mask
+
+
 def response_ids(f: Formatter, text: str) -> list[int]:
     return f.ids(text) + [f.eos_id]

@@ -287,9 +287,4 @@ def subset(examples: list[Example], size: int | None, seed: int, *, what: str = 
     return [examples[i] for i in idx[: size if size is not None else len(idx)]]
 
 
-def majority_label(examples: list[Example]) -> str:
-    from collections import Counter
-    return Counter(e.label for e in examples).most_common(1)[0][0]
-
-
-__all__ = ["Task", "TaskSpec", "Example", "subset", "majority_label", "FAMILIES", "FORMATS", "UNMENTIONED"]
+__all__ = ["Task", "TaskSpec", "Example", "subset", "FAMILIES", "FORMATS", "UNMENTIONED"]

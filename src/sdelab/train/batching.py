@@ -5,7 +5,7 @@ import random
 
 import torch
 
-from sdelab.models.tokenize import IGNORE, Encoded
+from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: bool = True,
@@ -27,13 +27,6 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group
 
 def collate(items: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded input_ids / attention_mask / labels (labels -100 on padding)."""
-    n = max(len(e.input_ids) for e in items)
-    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), n), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(items), n), dtype=torch.long)
-    for row, e in enumerate(items):
-        k = len(e.input_ids)
-        ids[row, :k] = torch.tensor(e.input_ids)
-        labels[row, :k] = torch.tensor(e.labels)
-        mask[row, :k] = 1
+    ids, mask = pad_batch([e.input_ids for e in items], pad_id)
+    labels, _ = pad_batch([e.labels for e in items], IGNORE)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from sdelab.infer.generate import autocast
-from sdelab.models.tokenize import IGNORE, Encoded
+from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
 from sdelab.train.batching import collate, length_grouped_batches
 
 
@@ -95,12 +95,7 @@ class ClsItem:
 
 
 def collate_cls(items: list[ClsItem], pad_id: int) -> dict[str, torch.Tensor]:
-    n = max(len(e.input_ids) for e in items)
-    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), n), dtype=torch.long)
-    for row, e in enumerate(items):
-        ids[row, :len(e.input_ids)] = torch.tensor(e.input_ids)
-        mask[row, :len(e.input_ids)] = 1
+    ids, mask = pad_batch([e.input_ids for e in items], pad_id)
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e.labels for e in items])}
 
 
