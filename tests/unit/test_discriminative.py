@@ -103,3 +103,14 @@ def test_span_family_has_no_head(tmp_path, tiny_model_dir, capsys):
     task_yaml = family_task(tmp_path, "span_extraction")
     assert main(["run", str(study(tmp_path, tiny_model_dir, task_yaml, train_sizes=[6]))]) == 2
     assert "closed label set" in capsys.readouterr().err
+
+
+def test_head_cells_skip_designs_that_differ_only_in_the_response(tmp_path, tiny_model_dir, tiny_task_yaml):
+    """es-sde, es-sde+cot and es-sde+num give a head the same inputs: one discriminative cell, three generative."""
+    from sdelab.config import load_study
+    from sdelab.study.grid import expand_all
+    p = study(tmp_path, tiny_model_dir, tiny_task_yaml, modeling=["generative", "discriminative"],
+              designs=["es-sde", "es-sde+cot", "es-sde+num", "es-sde+complex"])
+    got = {sub.modeling: [c.design.name for c in cells_] for sub, cells_ in expand_all(load_study(p)[0], tmp_path)}
+    assert got == {"generative": ["es-sde", "es-sde+cot", "es-sde+num", "es-sde+complex"],
+                   "discriminative": ["es-sde", "es-sde+complex"]}

@@ -27,9 +27,15 @@ def test_batched_generation_equals_one_at_a_time(tiny_tokenizer):
 def test_label_scores_match_direct_log_likelihood(tiny_tokenizer):
     lm = build_model(tiny_tokenizer, seed=4).eval()
     tok = tiny_tokenizer
-    prompts = [tok(t)["input_ids"] for t in ["Review: great sound", "Review: the room was ok, nothing special"]]
-    cands = [tok("positive")["input_ids"] + [tok.eos_token_id], tok("neutral")["input_ids"] + [tok.eos_token_id]]
+    prompts = [tok(t)["input_ids"] for t in ["Review: great sound", "Review: the room was ok, nothing special",
+                                            "ok"]]
+    # candidates of different lengths, one of a single token: the prompt cache serves all of them at once
+    cands = [tok("positive")["input_ids"] + [tok.eos_token_id], tok("neutral")["input_ids"] + [tok.eos_token_id],
+             [tok.eos_token_id]]
+    assert len({len(c) for c in cands}) == 3
     got = score_candidates(lm, prompts, cands, tok.pad_token_id, batch_size=3)
+    alone = score_candidates(lm, prompts, cands, tok.pad_token_id, batch_size=1)
+    assert all(abs(a - b) < 1e-5 for r, s in zip(got, alone) for a, b in zip(r, s))
     for i, p in enumerate(prompts):
         for j, c in enumerate(cands):
             with torch.no_grad():
@@ -37,3 +43,49 @@ def test_label_scores_match_direct_log_likelihood(tiny_tokenizer):
             lp = torch.log_softmax(logits, -1)
             direct = sum(float(lp[len(p) - 1 + k, t]) for k, t in enumerate(c))
             assert abs(got[i][j] - direct) < 1e-4
+
+
+def test_shared_prefix_generation_equals_plain_generation(tiny_tokenizer):
+    lm = build_model(tiny_tokenizer, seed=5).eval()
+    tok = tiny_tokenizer
+    head = "Classify the sentiment of the review as positive, negative or neutral. Review: "
+    prompts = [tok(head + t)["input_ids"] for t in ["great sound", "the room was ok, nothing special", "no",
+                                                   "判断下面两个句子"]]
+    from sdelab.infer.prefix import common_prefix
+    assert common_prefix(prompts) >= 16  # the shared-prefix path is the one under test
+    shared = generate(lm, tok, prompts, max_new_tokens=6, batch_size=3)
+    plain = generate(lm, tok, prompts, max_new_tokens=6, batch_size=3, share_prefix=0)
+    assert [g.text for g in shared] == [g.text for g in plain]
+    for p, g in zip(prompts, shared):
+        out = lm.generate(torch.tensor([p]), max_new_tokens=6, do_sample=False,
+                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        new = out[0, len(p):].tolist()
+        new = new[: new.index(tok.eos_token_id)] if tok.eos_token_id in new else new
+        assert g.text == tok.decode(new, skip_special_tokens=True)
+        assert g.new_tokens == len(new) or g.finished
+
+
+def test_common_prefix_leaves_each_prompt_a_token():
+    from sdelab.infer.prefix import common_prefix
+    assert common_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert common_prefix([[7], [7, 8]]) == 0
+    assert common_prefix([]) == 0
+
+
+def test_label_scores_with_a_shared_prefix_match_direct_log_likelihood(tiny_tokenizer):
+    lm = build_model(tiny_tokenizer, seed=6).eval()
+    tok = tiny_tokenizer
+    head = "Classify the sentiment of the review as positive, negative or neutral. Review: "
+    prompts = [tok(head + t)["input_ids"] for t in ["great sound", "the room was ok, nothing special", "no"]]
+    from sdelab.infer.prefix import common_prefix
+    assert common_prefix(prompts) >= 16
+    cands = [tok("positive")["input_ids"] + [tok.eos_token_id], [tok.eos_token_id]]
+    got = score_candidates(lm, prompts, cands, tok.pad_token_id, batch_size=2)
+    plain = score_candidates(lm, prompts, cands, tok.pad_token_id, batch_size=2, share_prefix=0)
+    for i, p in enumerate(prompts):
+        with torch.no_grad():
+            direct = [float(torch.log_softmax(lm(torch.tensor([p + c])).logits[0].float(), -1)[
+                torch.arange(len(p) - 1, len(p) - 1 + len(c)), torch.tensor(c)].sum()) for c in cands]
+        assert all(abs(a - b) < 1e-4 for a, b in zip(got[i], direct))
+        assert all(abs(a - b) < 1e-4 for a, b in zip(plain[i], direct))

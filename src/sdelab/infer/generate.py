@@ -1,13 +1,16 @@
-"""Batched greedy generation: prompts sorted by length, left padding, stop at end-of-sequence or a stop string."""
+"""Batched greedy generation: prompts sorted by length, stop at end-of-sequence or a stop string.
+
+The prefix every prompt shares is run once (see infer/prefix.py).
+"""
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from sdelab.models.tokenize import pad_batch
+from sdelab.infer.prefix import batch_after_prefix, prefix_cache
 
 
 @dataclass
@@ -25,31 +28,59 @@ def autocast(precision: str):
 
 @torch.inference_mode()
 def generate(lm, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 32,
-             stop: tuple[str, ...] = (), precision: str = "fp32", desc: str = "generate") -> list[Generation]:
+             stop: tuple[str, ...] = (), precision: str = "fp32", desc: str = "generate",
+             share_prefix: int = 16) -> list[Generation]:
+    """Greedy continuations of `prompts`; a common prefix of at least `share_prefix` tokens is computed once
+    (0: never)."""
     lm.eval()
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    device = next(lm.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[Generation | None] = [None] * len(prompts)
+    with autocast(precision):
+        n_pre, cache = prefix_cache(lm, prompts, share_prefix)
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", dynamic_ncols=True, mininterval=1.0)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        ids, mask = pad_batch([prompts[i] for i in idx], pad, left=True)
-        n = ids.shape[1]
-        with autocast(precision):
-            gen = lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                              max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
-                              use_cache=True, temperature=None, top_p=None, top_k=None)
-        for r, i in enumerate(idx):
-            new = gen[r, n:].tolist()
-            finished = eos in new
-            if finished:
-                new = new[: new.index(eos)]
-            text = tokenizer.decode(new, skip_special_tokens=True)
-            for s in stop:
-                if s and s in text:
-                    text, finished = text[: text.index(s)], True
-            out[i] = Generation(text, finished, len(new))
-        bar.update(len(idx))
+    with contiguous_output_layer(lm):
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            gens = _generate_batch(lm, tokenizer, [prompts[i] for i in idx], n_pre, cache, max_new_tokens, stop,
+                                   precision)
+            for i, g in zip(idx, gens):
+                out[i] = g
+            bar.update(len(idx))
     bar.close()
     return out  # type: ignore[return-value]
+
+
+@contextmanager
+def contiguous_output_layer(lm):
+    """transformers hands the output layer a strided slice (the last position) after the prompt pass; torch's
+    matmul then copies the whole vocabulary matrix once per row when that weight needs no gradient (a frozen or
+    merged model): 1.5 s per batch of 32 for SmolLM2 here. A contiguous input takes the plain matrix product."""
+    hook = lm.get_output_embeddings().register_forward_pre_hook(lambda _m, args: (args[0].contiguous(), *args[1:]))
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+def _generate_batch(lm, tokenizer, prompts: list[list[int]], n_pre: int, cache, max_new_tokens: int,
+                    stop: tuple[str, ...], precision: str) -> list[Generation]:
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids, mask, mine = batch_after_prefix(prompts, n_pre, cache, pad)
+    kwargs = {"past_key_values": mine} if mine is not None else {}
+    n = ids.shape[1]
+    with autocast(precision):
+        gen = lm.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), do_sample=False,
+                          max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, use_cache=True,
+                          temperature=None, top_p=None, top_k=None, **kwargs)
+    out = []
+    for r in range(len(prompts)):
+        new = gen[r, n:].tolist()
+        finished = eos in new
+        if finished:
+            new = new[: new.index(eos)]
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        for s in stop:
+            if s and s in text:
+                text, finished = text[: text.index(s)], True
+        out.append(Generation(text, finished, len(new)))
+    return out

@@ -1,41 +1,67 @@
-"""Label scoring for closed label sets: every candidate response is scored in one forward pass per batch;
-the label with the highest log-likelihood (response tokens + end-of-sequence) wins. No format errors possible."""
+"""Label scoring for closed label sets: the label with the highest log-likelihood (response tokens +
+end-of-sequence) wins. No format errors possible.
+
+Each prompt is run once: its last position gives every candidate's first token, and the rest of the candidates
+(all of them at once, the prompt's key/value cache repeated) read that cache instead of re-reading the prompt.
+The prefix all prompts share is run once for the whole set (infer/prefix.py). Prompts are left-padded with
+position ids counted over real tokens, so a batch scores as its items alone do.
+"""
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.generate import autocast
+from sdelab.infer.prefix import batch_after_prefix, decoder_of, prefix_cache
 from sdelab.models.tokenize import pad_batch
 
 
 @torch.inference_mode()
 def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], pad_id: int,
-                     batch_size: int = 32, precision: str = "fp32", desc: str = "score") -> list[list[float]]:
+                     batch_size: int = 32, precision: str = "fp32", desc: str = "score",
+                     share_prefix: int = 16) -> list[list[float]]:
     """Sum of log-probabilities of each candidate continuation after each prompt: [n_prompts][n_candidates]."""
     lm.eval()
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    decoder, head = base.get_decoder(), base.get_output_embeddings()
-    device = next(lm.parameters()).device
-    seqs = [(p, c) for p in range(len(prompts)) for c in range(len(candidates))]
-    seqs.sort(key=lambda pc: -(len(prompts[pc[0]]) + len(candidates[pc[1]])))
-    scores = [[0.0] * len(candidates) for _ in prompts]
-    per_batch = max(1, batch_size)
-    bar = tqdm(total=len(seqs), desc=desc, unit="seq", dynamic_ncols=True, mininterval=1.0)
-    for start in range(0, len(seqs), per_batch):
-        chunk = seqs[start:start + per_batch]
-        full = [prompts[p] + candidates[c] for p, c in chunk]
-        ids, mask = pad_batch(full, pad_id)
+    decoder, head = decoder_of(lm), lm.get_output_embeddings()
+    device = lm.device
+    n_c = len(candidates)
+    width = max(len(c) for c in candidates)
+    # every candidate but its last token, right-padded (causal attention: padding after a token is unseen);
+    # the output after token t predicts token t+1
+    rest, _ = pad_batch([c[:-1] for c in candidates], pad_id)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    scores = [[0.0] * n_c for _ in prompts]
+    with autocast(precision):
+        n_pre, shared = prefix_cache(lm, prompts, share_prefix)
+    bar = tqdm(total=len(prompts), desc=desc, unit="ex", dynamic_ncols=True, mininterval=1.0)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask, cache = batch_after_prefix([prompts[i] for i in idx], n_pre, shared, pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
         with autocast(precision):
-            hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-        for r, (p, c) in enumerate(chunk):
-            lp, lc = len(prompts[p]), len(candidates[c])
-            h = hidden[r, lp - 1: lp - 1 + lc]
+            out = decoder(input_ids=ids[:, n_pre:], attention_mask=mask, position_ids=pos[:, n_pre:],
+                          past_key_values=cache, use_cache=width > 1)
+            first = torch.log_softmax(head(out.last_hidden_state[:, -1]).float(), -1)  # [b, vocab]
+        total = torch.stack([first[:, c[0]] for c in candidates], 1)  # [b, n_c]
+        if width > 1:
+            b = len(idx)
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n_c)  # row r*n_c + j: prompt r, candidate j
+            r_ids = rest.to(device).repeat(b, 1)
+            full_mask = torch.cat([mask.repeat_interleave(n_c, 0), torch.ones_like(r_ids)], 1)
+            r_pos = pos[:, -1:].repeat_interleave(n_c, 0) + 1 + torch.arange(r_ids.shape[1], device=device)
             with autocast(precision):
-                logits = head(h)
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            tgt = torch.tensor(candidates[c], device=logprobs.device)
-            scores[p][c] = float(logprobs.gather(1, tgt[:, None]).sum())
-        bar.update(len(chunk))
+                hidden = decoder(input_ids=r_ids, attention_mask=full_mask,
+                                 position_ids=r_pos, past_key_values=cache, use_cache=True).last_hidden_state
+                logp = torch.log_softmax(head(hidden).float(), -1)
+            for j, c in enumerate(candidates):
+                if len(c) > 1:
+                    tgt = torch.tensor(c[1:], device=device)
+                    rows = logp[j::n_c, : len(c) - 1]  # [b, len-1, vocab]
+                    total[:, j] += rows.gather(2, tgt.expand(b, -1)[..., None]).squeeze(-1).sum(1)
+        for r, i in enumerate(idx):
+            scores[i] = [float(x) for x in total[r]]
+        bar.update(len(idx))
     bar.close()
     return scores

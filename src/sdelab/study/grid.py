@@ -49,7 +49,26 @@ def expand_all(study: Study, base_dir=None) -> list[tuple[Study, list[Cell]]]:
         names = {"task": task.name, "model": str(sub.model).rstrip("/").split("/")[-1],
                  "modeling": {"generative": "gen", "discriminative": "cls"}[sub.modeling]}
         tag = "__".join(names[k] if k in names else f"{k}={v}" for k, v in axes.items())
-        out.append((sub, expand(sub, study_designs(sub, task), tag)))
+        designs = study_designs(sub, task)
+        if sub.modeling == "discriminative":
+            designs = prompt_distinct(designs)
+        out.append((sub, expand(sub, designs, tag)))
+    return out
+
+
+# what a classification head never sees: how the response would be written
+RESPONSE_SIDE = ("input_loss", "output_format", "unmentioned", "labels", "reasoning")
+
+
+def prompt_distinct(designs: list[Design]) -> list[Design]:
+    """The designs that give a classification head different inputs: the first of each group of designs that
+    differ only in how the response is written (e.g. es-sde and es-sde+cot train the same discriminative model)."""
+    seen, out = set(), []
+    for d in designs:
+        key = json.dumps({k: v for k, v in d.to_dict().items() if k not in (*RESPONSE_SIDE, "name")}, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
     return out
 
 

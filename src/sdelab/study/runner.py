@@ -216,6 +216,7 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
                                  desc=f"train {design.name} n={cell.train_size} s={cell.seed}")
         timings["train_s"] = stats.seconds
         lm.save_pretrained(work / "adapter")
+        lm = lm.merge_and_unload()  # evaluation without the adapter's extra matrix products (a copy of the base)
     else:
         lm = ctx.base_lm
 
@@ -297,6 +298,7 @@ def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Exampl
                                  desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}")
     timings["train_s"] = stats.seconds
     model.save_pretrained(work / "adapter")
+    model = model.merge_and_unload()
     t = time.perf_counter()
     metrics, predictions = {}, []
     for target in ctx.targets:

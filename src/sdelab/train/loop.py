@@ -108,7 +108,14 @@ def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
                      target_modules=s.lora_targets, task_type=task_type)
     with quiet_transformers():
-        return get_peft_model(lm, cfg)  # adapters stay fp32 even when the base is bf16 (peft's autocast_adapter_dtype)
+        model = get_peft_model(lm, cfg)  # adapters stay fp32 even when the base is bf16 (autocast_adapter_dtype)
+    if s.precision == "bf16":
+        # Under bf16 autocast peft's cast of each LoRA input to fp32 is undone at once by autocast: two copies of
+        # every activation, forward and backward, for nothing (about 15% of a step here; bench/train_levers.py).
+        for m in model.modules():
+            if hasattr(m, "cast_input_dtype_enabled"):
+                m.cast_input_dtype_enabled = False
+    return model
 
 
 def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pad_id: int,
