@@ -44,6 +44,10 @@ def _run(args) -> int:
     except OSError as e:
         raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
     store.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
+    for _, todo in plan:
+        for c in todo:
+            if not store.finished(out, c.folder_name) and (got := store.adopt(out, c.folder_name, args.reuse)):
+                print(f"{got.name}: reused from {(got / 'reused_from.txt').read_text().strip()}")
     folders = []
     for ctx, todo in plan:
         print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
@@ -187,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cost", action="store_true", help="with --dry-run: skip the training-token estimate (which "
                                                             "loads the tokenizer and the data)")
     r.add_argument("--shard", help="run only slice i of n ('i/n', i from 0); results merge by cell id")
+    r.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",
+                   help="copy finished cells with the same id (same full config) from another study's run folder "
+                        "instead of retraining them (repeatable)")
     r.set_defaults(fn=_run)
     rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")
     rd.add_argument("study")

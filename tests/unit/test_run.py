@@ -126,3 +126,22 @@ def test_tensorboard_tracking(tmp_path, tiny_model_dir, tiny_task_yaml):
     assert main(["run", str(p)]) == 0
     d = next((tmp_path / "runs").glob("inst-first*"))
     assert list((d / "tracking").rglob("events.out.tfevents.*"))
+
+
+def test_reuse_copies_identical_cells_from_another_study(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
+    """`--reuse RUN_DIR` takes finished cells with the same full config from another study; others are trained."""
+    first = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"])
+    assert main(["run", str(first)]) == 0
+    (tmp_path / "a").mkdir()
+    second = write_study(tmp_path / "a", tiny_model_dir, tiny_task_yaml, name="bigger",
+                         designs=["inst-first", "inst-last"], output_dir=str(tmp_path / "runs2"),
+                         rationales={"teacher": str(tiny_model_dir)})  # no non-CoT cell depends on it
+    capsys.readouterr()
+    assert main(["run", str(second), "--reuse", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("reused from") == 1 and "[2/2]" in out
+    old = next((tmp_path / "runs").glob("inst-first__*"))
+    new = tmp_path / "runs2" / old.name
+    assert (new / "reused_from.txt").read_text().strip() == str(old.resolve())
+    assert (new / "metrics.json").read_text() == (old / "metrics.json").read_text()
+    assert len(list((tmp_path / "runs2").glob("inst-last__*/metrics.json"))) == 1

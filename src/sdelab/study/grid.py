@@ -61,15 +61,21 @@ RESPONSE_SIDE = ("input_loss", "output_format", "unmentioned", "labels", "reason
 
 
 def prompt_distinct(designs: list[Design]) -> list[Design]:
-    """The first of each group of designs that differ only in how the response would be written (e.g. es-sde and
-    es-sde+cot): a head never writes a response, so at most an instruction's format hint would tell them apart."""
-    seen, out = set(), []
+    """One design of each group of designs that differ only in how the response would be written (e.g. es-sde and
+    es-sde+cot), in first-listed order: a head never writes a response, so at most an instruction's format hint
+    would tell them apart."""
+    groups: dict[str, list[Design]] = {}
     for d in designs:
         key = json.dumps({k: v for k, v in d.to_dict().items() if k not in (*RESPONSE_SIDE, "name")}, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
+        groups.setdefault(key, []).append(d)
+    # a design without a rationale represents its group when there is one (a head cannot be trained on CoT)
+    return [next((d for d in g if d.reasoning == "none"), g[0]) for g in groups.values()]
+
+
+def _rationales(study: Study, design: Design) -> dict | None:
+    """The rationale source, in the config of the cells that use it only: a design without CoT trains and
+    evaluates the same whoever would write rationales, so its cell id (and its reuse) must not depend on that."""
+    return study.rationales.model_dump() if study.rationales and design.reasoning != "none" else None
 
 
 def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]:
@@ -88,7 +94,7 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                     "task": study.task, "model": study.model, "modeling": study.modeling,
                     "design": design.to_dict(), "train_size": size, "seed": seed,
                     "prompt_format": study.prompt_format, "system_prompt": study.system_prompt,
-                    "rationales": study.rationales.model_dump() if study.rationales else None,
+                    "rationales": _rationales(study, design),
                     "train": study.train.model_dump(), "eval": study.eval.model_dump(),
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
@@ -99,6 +105,6 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                       "seed": study.seeds[0], "prompt_format": study.prompt_format,
                       "system_prompt": study.system_prompt, "eval": study.eval.model_dump(), "untuned": k,
                       "train_size": study.train_sizes[0],
-                      "rationales": study.rationales.model_dump() if study.rationales else None}
+                      "rationales": _rationales(study, d)}
             cells.append(Cell(cell_id(config), d, 0, study.seeds[0], config, untuned=k, variant=variant))
     return cells

@@ -28,7 +28,7 @@ from sdelab.models.load import (classification_pad_id, is_causal_lm, load_causal
                                 resolve_precision, set_threads)
 from sdelab.models.tokenize import Formatter, encode_prompt, encode_train, make_formatter, response_ids
 from sdelab.study import store
-from sdelab.study.grid import Cell, expand, study_designs
+from sdelab.study.grid import Cell, expand, prompt_distinct, study_designs
 from sdelab.tasks.readers import file_sha256
 from sdelab.tasks.registry import get_task
 from sdelab.tasks.task import Example, Task, subset
@@ -79,6 +79,8 @@ def prepare(study: Study, study_path: Path, data_root_cli: str | None = None, ou
     ctx = Context(study, study_path, task, root, output_dir(study, out_cli), resolve_model(study.model),
                   resolve_precision(study.train.precision))
     ctx.designs = study_designs(study, task)
+    if study.modeling == "discriminative":
+        ctx.designs = prompt_distinct(ctx.designs)  # the cells expand_all makes for a head
     extra = {"rationale": study.rationales.column} if study.rationales and study.rationales.column else None
     ctx.train_pool = task.load(task.spec.train_split, root, extra_columns=extra)
     ctx.data_files[str(task.split_path(task.spec.train_split, root))] = file_sha256(

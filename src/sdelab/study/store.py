@@ -28,6 +28,22 @@ def finished(out_dir: Path, folder_name: str) -> Path | None:
     return None
 
 
+def adopt(out_dir: Path, folder_name: str, sources: list[Path]) -> Path | None:
+    """Copy a finished cell with the same id from another study's run folder (`sdelab run --reuse`): the id hashes
+    the whole cell config, so the copy is what this study would have computed. Copied via '.partial' like any
+    cell, with the source recorded in 'reused_from.txt'."""
+    for src_dir in sources:
+        src = finished(Path(src_dir), folder_name)
+        if src is None:
+            continue
+        work = begin(out_dir, folder_name)
+        shutil.rmtree(work)
+        shutil.copytree(src, work)
+        write_text(work / "reused_from.txt", f"{src.resolve()}\n")
+        return commit(work)
+    return None
+
+
 def begin(out_dir: Path, folder_name: str) -> Path:
     """A fresh work folder for a cell (any leftover from an interrupted run is removed)."""
     try:
