@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ def _run(args) -> int:
     from sdelab.config import load_study, output_dir
     from sdelab.report.table import print_table
     from sdelab.study import store
-    from sdelab.study.grid import expand_all
+    from sdelab.study.grid import expand_all, run_order
     from sdelab.study.runner import estimate_tokens, prepare, run_study
 
     study, path = load_study(args.study)
@@ -37,7 +38,7 @@ def _run(args) -> int:
         print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
         return 0
     # every sub-study is checked (data, designs, rationales, tokenizer) before anything is trained or written
-    plan = [(prepare(sub, path, args.data_root, str(out)), todo) for sub, cs in groups
+    plan = [(prepare(sub, path, args.data_root, str(out)), run_order(sub, todo)) for sub, cs in groups
             if (todo := [c for c in cs if c.id in mine])]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -161,12 +162,25 @@ def _report(args) -> int:
     from sdelab.report.table import print_table
     from sdelab.study import store
     out = Path(args.study_dir)
+    if out.suffix in (".yaml", ".yml") and out.is_file():  # a study file: its output folder
+        from sdelab.config import load_study, output_dir
+        out = output_dir(load_study(out)[0])
     if not store.finished_cells(out):
         raise SdelabError("no finished run folders here", path=out)
     md = print_table(out, metric=args.metric)
     store.write_text(out / "table.md", md)
     md_path, html_path = build_report(out, args.reference, args.bootstrap)
     print(f"wrote {md_path} and {html_path}")
+    if args.publish:
+        dest = Path(args.publish)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("report.md", "report.html", "table.md", "study.yaml", "diagnostics.json"):
+            if (out / name).exists():
+                store.write_text(dest / name, (out / name).read_text(encoding="utf-8"))
+        if (out / "plots").is_dir():
+            shutil.rmtree(dest / "plots", ignore_errors=True)
+            shutil.copytree(out / "plots", dest / "plots")
+        print(f"published to {dest}")
     return 0
 
 
@@ -217,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("action", choices=["list"])
     t.set_defaults(fn=_tasks)
     rp = sub.add_parser("report", help="tables, statistics and plots of a study's run folders: report.md/.html")
-    rp.add_argument("study_dir")
+    rp.add_argument("study_dir", help="a study's run folder, or the study YAML (its output folder)")
+    rp.add_argument("--publish", metavar="DIR", help="also copy the report, table, study.yaml and plots to DIR "
+                                                     "(e.g. docs/results/<study>)")
     rp.add_argument("--metric", help="default: each evaluation set's primary metric")
     rp.add_argument("--reference", help="design to compare the others with (default: the study's reference)")
     rp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")

@@ -58,3 +58,8 @@ def test_diagnose_and_report(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
     assert main(["report", str(tmp_path / "runs")]) == 0
     md = (tmp_path / "runs" / "report.md").read_text()
     assert "Design diagnostics" in md and "Spearman" in md and "| -prompt PPL |" in md
+    # the study file names its run folder too; --publish copies what docs/results holds
+    pub = tmp_path / "docs" / "diag"
+    assert main(["report", str(p), "--publish", str(pub)]) == 0
+    assert (pub / "report.md").read_text() == md and (pub / "diagnostics.json").exists()
+    assert {f.name for f in (pub / "plots").iterdir()} == {f.name for f in (tmp_path / "runs" / "plots").iterdir()}

@@ -145,3 +145,13 @@ def test_reuse_copies_identical_cells_from_another_study(tmp_path, tiny_model_di
     assert (new / "reused_from.txt").read_text().strip() == str(old.resolve())
     assert (new / "metrics.json").read_text() == (old / "metrics.json").read_text()
     assert len(list((tmp_path / "runs2").glob("inst-last__*/metrics.json"))) == 1
+
+
+def test_run_order_compares_every_design_before_repeating_seeds(tmp_path, tiny_model_dir, tiny_task_yaml):
+    from sdelab.study.grid import run_order
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, seeds=[1, 0], train_sizes=[12, 6], untuned=[0])
+    study = load_study(p)[0]
+    cells = expand(study, study_designs(study, get_task(study.task)))
+    got = [(c.untuned, c.seed, c.train_size, c.design.name) for c in run_order(study, cells)]
+    assert got[:2] == [(0, 1, 0, "inst-first"), (0, 1, 0, "inst-last+mi")]
+    assert got[2:] == [(None, s, n, d) for s in (1, 0) for n in (6, 12) for d in ("inst-first", "inst-last+mi")]

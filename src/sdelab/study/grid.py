@@ -78,6 +78,14 @@ def _rationales(study: Study, design: Design) -> dict | None:
     return study.rationales.model_dump() if study.rationales and design.reasoning != "none" else None
 
 
+def run_order(study: Study, cells: list[Cell]) -> list[Cell]:
+    """The order cells are trained in: untuned cells (cheap) first, then every design at the first seed and the
+    smallest size, then the next: a study stopped halfway has compared all designs, not finished a few."""
+    sizes = sorted(study.train_sizes, key=lambda n: float("inf") if n == "all" else n)
+    return sorted(cells, key=lambda c: (c.untuned is None, study.seeds.index(c.seed) if c.untuned is None else 0,
+                                        sizes.index(c.train_size) if c.untuned is None else 0))
+
+
 def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]:
     unique: dict[str, Design] = {}
     for d in designs:  # the same design listed twice (e.g. a preset and a one-factor sweep around it) runs once
