@@ -184,6 +184,18 @@ def _report(args) -> int:
     return 0
 
 
+def _claims(args) -> int:
+    from sdelab.report.claims import findings_markdown
+    from sdelab.study import store
+    md = findings_markdown(args.claims, args.bootstrap)
+    if args.out:
+        store.write_text(Path(args.out), md)
+        print(f"wrote {args.out}")
+    else:
+        print(md, end="")
+    return 0
+
+
 def shard(cells: list, spec: str) -> list:
     """Cells i, i+n, i+2n, ... of the deterministic cell list for `--shard i/n` (i from 0)."""
     try:
@@ -238,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--reference", help="design to compare the others with (default: the study's reference)")
     rp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     rp.set_defaults(fn=_report)
+    cl = sub.add_parser("claims", help="check a paper's claims (a claims YAML) against run folders: effect, CI, "
+                                       "verdict per claim")
+    cl.add_argument("claims")
+    cl.add_argument("--out", help="write the markdown table here (default: print it)")
+    cl.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    cl.set_defaults(fn=_claims)
     return p
 
 

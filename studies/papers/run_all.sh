@@ -11,8 +11,12 @@ for s in $STUDIES; do
   f=studies/papers/$s.yaml
   extra=()
   [ "$s" = stm_lcqmc ] && extra=(--reuse runs/lcqmc-paradigms)  # identical inst-first cells: copied, not retrained
+  name=$(sed -n 's/^name: *//p' "$f")
   echo "== $f ($(date -u +%H:%M))"
+  # the SDE paper's prompt-vs-sample analysis: perplexities and 0/1-shot scores of each design on the base model
+  if [[ $s == sde_masa_* && ! -f runs/$name/diagnostics.json ]]; then
+    "$SDELAB" diagnose "$f" -n 100 -k 0 1 || echo "!! diagnose $f failed (exit $?)"
+  fi
   "$SDELAB" run "$f" "${extra[@]}" || { echo "!! $f failed (exit $?)"; continue; }
-  name=$(basename "$(sed -n 's/^name: *//p' "$f")")
   "$SDELAB" report "$f" --publish "docs/results/$name"
 done

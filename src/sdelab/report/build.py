@@ -79,15 +79,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
     designs = list(dict.fromkeys(c.design for c in cells))
     reference = reference or study.get("reference") or _first_listed(study, designs)
     sets = _eval_sets(cells)
-    groups: dict[tuple, Group] = defaultdict(Group)
-    for c in cells:
-        for s, m in c.metrics["eval"].items():
-            g = groups[(c.design, c.size, s)]
-            g.values.append(m[m["primary"]])
-            g.errors.append(m.get("format_error_rate", 0.0))
-            for r in c.rows:
-                if r["eval_set"] == s:
-                    g.items[(c.seed, str(r["id"]))] = r
+    groups = group_cells(cells)
     plots_dir = out_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
     md = [f"# Report: {study.get('name', out_dir.name)}\n",
@@ -109,6 +101,20 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
     store.write_text(md_path, text)
     store.write_text(html_path, _html(text, out_dir))
     return md_path, html_path
+
+
+def group_cells(cells: list[CellResult]) -> dict[tuple, Group]:
+    """(design, train size, evaluation set) -> its seeds' values, format-error rates and prediction rows."""
+    groups: dict[tuple, Group] = defaultdict(Group)
+    for c in cells:
+        for s, m in c.metrics["eval"].items():
+            g = groups[(c.design, c.size, s)]
+            g.values.append(m[m["primary"]])
+            g.errors.append(m.get("format_error_rate", 0.0))
+            for r in c.rows:
+                if r["eval_set"] == s:
+                    g.items[(c.seed, str(r["id"]))] = r
+    return groups
 
 
 def _first_listed(study: dict, designs: list[str]) -> str:
@@ -272,8 +278,6 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
            "negated) and the fine-tuned score.\n",
            "| design | prompt PPL | output PPL | " + " | ".join(f"k={k} in-context" for k in ks) +
            " | fine-tuned |", "|---|---|---|" + "---|" * (len(ks) + 1)]
-    signals = {"-prompt PPL": [], "-output PPL": [], **{f"k={k} in-context": [] for k in ks}}
-    tuned = []
     for design, r in diag["designs"].items():
         g = groups.get((design, size, s))
         ft = statistics.fmean(g.values) if g and g.values else None
@@ -281,13 +285,8 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
         out.append(f"| {design} | {r['prompt_ppl']:.2f} | {r['output_ppl']:.2f} | " +
                    " | ".join("-" if v is None else f"{v:.3f}" for v in icl) +
                    f" | {'-' if ft is None else f'{ft:.3f}'} |")
-        if ft is not None:
-            tuned.append(ft)
-            signals["-prompt PPL"].append(-r["prompt_ppl"])
-            signals["-output PPL"].append(-r["output_ppl"])
-            for k, v in zip(ks, icl):
-                signals[f"k={k} in-context"].append(v if v is not None else float("nan"))
     out.append("")
+    signals, tuned = prompt_signals(diag, groups, s, size)
     if len(tuned) >= 3:
         out += ["| prompt signal | Spearman rho with the fine-tuned score | p |", "|---|---|---|"]
         for name, xs in signals.items():
@@ -300,6 +299,25 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
     else:
         out.append("(Rank correlations need at least 3 designs with both diagnostics and fine-tuned scores.)\n")
     return out
+
+
+def prompt_signals(diag: dict, groups: dict, eval_set: str, size: str | None) -> tuple[dict[str, list], list]:
+    """Over the designs with a fine-tuned score: each prompt signal (higher = better prompt; perplexities
+    negated) and the fine-tuned scores, aligned."""
+    ks = diag["ks"]
+    signals: dict[str, list] = {"-prompt PPL": [], "-output PPL": [], **{f"k={k} in-context": [] for k in ks}}
+    tuned = []
+    for design, r in diag["designs"].items():
+        g = groups.get((design, size, eval_set))
+        if not g or not g.values:
+            continue
+        tuned.append(statistics.fmean(g.values))
+        signals["-prompt PPL"].append(-r["prompt_ppl"])
+        signals["-output PPL"].append(-r["output_ppl"])
+        for k in ks:
+            v = r["icl"][str(k)].get(eval_set)
+            signals[f"k={k} in-context"].append(v if v is not None else float("nan"))
+    return signals, tuned
 
 
 def _errors_table(cells, sets, groups) -> list[str]:

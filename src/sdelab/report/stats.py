@@ -78,15 +78,24 @@ def bootstrap_ci(primary: str, stats: np.ndarray, n_boot: int = 1000, seed: int 
 def paired_bootstrap(primary: str, a: np.ndarray, b: np.ndarray, n_boot: int = 1000,
                      seed: int = 0) -> tuple[float, float]:
     """(metric(a) - metric(b), two-sided p-value) resampling the same items for both (a and b aligned)."""
+    observed, _, _, p = paired_difference(primary, a, b, n_boot, seed)
+    return observed, p
+
+
+def paired_difference(primary: str, a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                      alpha: float = 0.05) -> tuple[float, float, float, float]:
+    """metric(a) - metric(b), its percentile-bootstrap interval and two-sided p-value, resampling the same
+    items for both (a and b aligned)."""
     assert len(a) == len(b)
     rng = np.random.default_rng(seed)
     n = len(a)
     idx = rng.integers(0, n, size=(n_boot, n))
     diff = _value(primary, a[idx].sum(1), n) - _value(primary, b[idx].sum(1), n)
     observed = value(primary, a) - value(primary, b)
+    lo, hi = np.nanpercentile(diff, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     # share of resamples on the other side of zero, doubled (percentile bootstrap test)
     p = 2 * min(np.mean(diff <= 0), np.mean(diff >= 0))
-    return observed, float(min(1.0, p))
+    return observed, float(lo), float(hi), float(min(1.0, p))
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:

@@ -1,0 +1,168 @@
+"""`sdelab claims CLAIMS.yaml`: a paper's headline claims, each checked against run folders.
+
+A claims file states what a paper found as comparisons between two arms of a study (design and train size, as
+the study's report labels them) and the direction the paper reports; sdelab computes the paired difference on
+the same items and seeds with its 95% bootstrap interval and gives a verdict: **holds** (the interval lies on
+the paper's side of zero), **fails** (it lies on the other side), or **inconclusive** (it contains zero). An
+expected null (`a = b`) holds when the interval lies within ±margin, fails when it excludes zero. A
+`correlation` claim (the SDE paper's "a good prompt is not a good training sample") takes Spearman's rho across
+designs between a prompt signal from `sdelab diagnose` and the fine-tuned score: it fails when the correlation
+is positive and significant, holds when it is not positive, and is inconclusive otherwise.
+
+Everything comes from the committed run folders, so `findings.md` regenerates without retraining."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sdelab.errors import SdelabError
+from sdelab.report import stats as st
+from sdelab.report.build import _label, _size_key, group_cells, load_cells, prompt_signals
+from sdelab.study import store
+from sdelab.yamlio import load_yaml, validate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Arm(_Strict):
+    design: str = Field(description="The design as the report labels it ('<variant> <design>' in swept studies).")
+    size: str | None = Field(None, description="Train size ('500', 'all') or 'untuned k=0'; default: every "
+                                               "trained size both arms have.")
+
+
+class Claim(_Strict):
+    id: str
+    paper: str
+    claim: str = Field(description="The paper's finding, in one sentence.")
+    runs: str = Field(description="The study's run folder, relative to the claims file.")
+    kind: Literal["comparison", "correlation"] = "comparison"
+    a: Arm | str | None = None
+    b: Arm | str | None = None
+    expect: Literal["a > b", "a < b", "a = b"] = "a > b"
+    margin: float = Field(0.02, ge=0, description="For 'a = b': the largest difference that counts as none.")
+    sets: list[str] | None = Field(None, description="Evaluation sets; default: every set both arms have.")
+    signal: str = Field("k=0 in-context", description="For a correlation: '-prompt PPL', '-output PPL' or "
+                                                      "'k=<n> in-context'.")
+    note: str = ""
+
+
+class ClaimsFile(_Strict):
+    claims: list[Claim]
+
+
+def load_claims(path: str | Path) -> list[Claim]:
+    data, node = load_yaml(path)
+    claims = validate(ClaimsFile, data, path, node).claims
+    for i, c in enumerate(claims):
+        if c.kind == "comparison" and (c.a is None or c.b is None):
+            raise SdelabError("a comparison needs both arms 'a' and 'b'", path=path, field=f"claims.{i}.{c.id}")
+    return claims
+
+
+def _arm(x: Arm | str) -> Arm:
+    return Arm(design=x) if isinstance(x, str) else x
+
+
+def verdict(expect: str, lo: float, hi: float, margin: float) -> str:
+    if expect == "a = b":
+        return "holds" if -margin <= lo and hi <= margin else "fails" if lo > 0 or hi < 0 else "inconclusive"
+    lo, hi = (lo, hi) if expect == "a > b" else (-hi, -lo)
+    return "holds" if lo > 0 else "fails" if hi < 0 else "inconclusive"
+
+
+def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
+    """One result row per (evaluation set, train size) the claim covers; a run folder that is missing or has
+    no finished cell for an arm yields a 'not run' row rather than an error."""
+    out_dir = (base / claim.runs).resolve()
+    cells = load_cells(out_dir) if out_dir.is_dir() else []
+    if not cells:
+        return [{"claim": claim, "set": "-", "size": "-", "result": "not run yet", "verdict": "not run"}]
+    groups = group_cells(cells)
+    kinds = {s: m.get("kind", "in_domain") for c in cells for s, m in c.metrics["eval"].items()}
+    model = cells[0].config.get("model", "?")
+    if claim.kind == "correlation":
+        return _correlation(claim, out_dir, cells, groups, kinds, model)
+    a, b = _arm(claim.a), _arm(claim.b)
+    trained = sorted({c.size for c in cells if not c.size.startswith("untuned")}, key=_size_key)
+    sizes = [(a.size or b.size, b.size or a.size)] if a.size or b.size else [(s, s) for s in trained]
+    rows = []
+    for size_a, size_b in sizes:
+        sets = claim.sets or sorted({s for (d, z, s) in groups if d == a.design and z == size_a} &
+                                    {s for (d, z, s) in groups if d == b.design and z == size_b})
+        for s in sets:
+            ga, gb = groups.get((a.design, size_a, s)), groups.get((b.design, size_b, s))
+            label = _label(s, kinds.get(s, "in_domain"))
+            size = size_a if size_a == size_b else f"{size_a} vs {size_b}"
+            common = sorted(set(ga.items) & set(gb.items)) if ga and gb else []
+            if not common:
+                missing = a.design if not ga else b.design if not gb else "paired items"
+                rows.append({"claim": claim, "set": label, "size": size, "result": f"no {missing} yet",
+                             "verdict": "not run"})
+                continue
+            primary = next(c.metrics["eval"][s]["primary"] for c in cells if s in c.metrics["eval"])
+            sa = st.item_stats(primary, [ga.items[k] for k in common])
+            sb = st.item_stats(primary, [gb.items[k] for k in common])
+            diff, lo, hi, p = st.paired_difference(primary, sa, sb, n_boot)
+            seeds = sorted({k[0] for k in common})
+            rows.append({"claim": claim, "set": label, "size": size, "verdict": verdict(claim.expect, lo, hi,
+                                                                                          claim.margin),
+                         "result": f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}] {primary}, p={p:.3f}; "
+                                   f"{len(common)} items, seeds {','.join(map(str, seeds))}, {model}"})
+    return rows
+
+
+def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model) -> list[dict]:
+    from scipy.stats import spearmanr
+    path = out_dir / "diagnostics.json"
+    if not path.exists():
+        return [{"claim": claim, "set": "-", "size": "-", "result": "no diagnostics.json yet", "verdict": "not run"}]
+    diag = store.read_json(path)
+    trained = sorted({c.size for c in cells if not c.size.startswith("untuned")}, key=_size_key)
+    size = trained[-1] if trained else None
+    sets = claim.sets or [s for s in sorted(kinds) if kinds[s] == "in_domain"][:1]
+    rows = []
+    for s in sets:
+        signals, tuned = prompt_signals(diag, groups, s, size)
+        xs = signals.get(claim.signal)
+        if xs is None:
+            raise SdelabError(f"unknown prompt signal '{claim.signal}' (have: {', '.join(signals)})",
+                              field=f"claims.{claim.id}.signal")
+        label = _label(s, kinds.get(s, "in_domain"))
+        if len(tuned) < 3 or len(set(xs)) < 2 or len(set(tuned)) < 2:
+            rows.append({"claim": claim, "set": label, "size": size, "verdict": "not run",
+                         "result": f"{len(tuned)} designs with both scores (need 3, not constant)"})
+            continue
+        rho, p = spearmanr(xs, tuned)
+        v = "fails" if rho > 0 and p < 0.05 else "holds" if rho <= 0 else "inconclusive"
+        rows.append({"claim": claim, "set": label, "size": size, "verdict": v,
+                     "result": f"Spearman rho({claim.signal}, fine-tuned) = {rho:+.3f}, p={p:.3f}; "
+                               f"{len(tuned)} designs, {model}"})
+    return rows
+
+
+def findings_markdown(claims_path: str | Path, n_boot: int = 1000) -> str:
+    claims_path = Path(claims_path)
+    rows = [r for c in load_claims(claims_path) for r in check(c, claims_path.parent, n_boot)]
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("holds", "fails", "inconclusive", "not run")}
+    out = ["# Findings: the papers' claims at laptop scale\n",
+           f"Generated by `sdelab claims {claims_path.name}` from the committed run folders (do not edit by hand; "
+           "the reading is in each study's README). Effect = a − b on the same items and seeds, with its 95% "
+           "paired-bootstrap interval; **holds** = the interval is on the paper's side of zero, **fails** = on the "
+           "other side, **inconclusive** = it contains zero.\n",
+           "Rows: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".\n",
+           "| paper | claim | a vs b (expected) | set | train size | effect [95% CI], p; items, seeds, model | "
+           "verdict |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c: Claim = r["claim"]
+        arms = (f"`{_arm(c.a).design}` vs `{_arm(c.b).design}` ({c.expect})" if c.kind == "comparison"
+                else f"rank correlation ({c.signal})")
+        out.append(f"| {c.paper} | {c.claim} | {arms} | {r['set']} | {r['size']} | {r['result']} | "
+                   f"{r['verdict']} |")
+    notes = [c for c in load_claims(claims_path) if c.note]
+    if notes:
+        out += ["", "## Notes", ""] + [f"- **{c.id}**: {c.note}" for c in notes]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,57 @@
+"""`sdelab claims`: paired effects with intervals and verdicts, read from committed run folders."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sdelab.cli import main
+from sdelab.report.claims import verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+GRID = ROOT / "runs" / "demo-grid"  # committed: es-sde beats es-sde+inst-last by ~0.28 (p < 0.001)
+
+
+def write(tmp_path, claims):
+    p = tmp_path / "claims.yaml"
+    p.write_text(yaml.safe_dump({"claims": claims}, sort_keys=False))
+    return p
+
+
+def test_verdicts():
+    assert verdict("a > b", 0.01, 0.2, 0.02) == "holds"
+    assert verdict("a > b", -0.2, -0.01, 0.02) == "fails"
+    assert verdict("a > b", -0.1, 0.1, 0.02) == "inconclusive"
+    assert verdict("a < b", -0.2, -0.01, 0.02) == "holds"
+    assert verdict("a = b", -0.01, 0.015, 0.02) == "holds"
+    assert verdict("a = b", 0.01, 0.3, 0.02) == "fails"
+    assert verdict("a = b", -0.05, 0.1, 0.02) == "inconclusive"
+
+
+@pytest.mark.skipif(not GRID.exists(), reason="the committed demo-grid run folder is absent")
+def test_claims_from_a_committed_study(tmp_path, capsys):
+    p = write(tmp_path, [
+        {"id": "first", "paper": "SDE", "claim": "Inst-first beats Inst-last", "runs": str(GRID),
+         "a": "es-sde", "b": "es-sde+inst-last", "expect": "a > b"},
+        {"id": "reversed", "paper": "SDE", "claim": "the opposite", "runs": str(GRID),
+         "a": {"design": "es-sde", "size": "80"}, "b": {"design": "es-sde+inst-last"}, "expect": "a < b",
+         "sets": ["test_id"]},
+        {"id": "missing", "paper": "SDE", "claim": "a study not run", "runs": str(tmp_path / "nothing"),
+         "a": "es-sde", "b": "es-sde+num"},
+    ])
+    out = tmp_path / "findings.md"
+    assert main(["claims", str(p), "--out", str(out), "--bootstrap", "200"]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| SDE |")]
+    first = [r for r in rows if "Inst-first beats" in r]
+    assert len(first) == 4 and all(r.endswith("| holds |") for r in first)  # 2 sizes x 2 sets
+    assert "| test_id (ID) | 80 | -0.287 [" not in out.read_text() and "| test_id (ID) | 80 | +0.287 [" in first[2]
+    assert [r.split(" | ")[-1] for r in rows if "the opposite" in r] == ["fails |"]
+    assert [r.split(" | ")[-1] for r in rows if "not run" in r] == ["not run |"]
+    assert "4 holds, 1 fails, 0 inconclusive, 1 not run" in out.read_text()
+
+
+def test_a_bad_claims_file_names_the_line(tmp_path, capsys):
+    p = write(tmp_path, [{"id": "x", "paper": "SDE", "claim": "c", "runs": "r", "a": "d1", "b": "d2",
+                          "expect": "a >> b"}])
+    assert main(["claims", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "claims.yaml:" in err and "expect" in err
