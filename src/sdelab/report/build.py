@@ -29,7 +29,7 @@ class CellResult:
     folder: Path
     config: dict
     metrics: dict
-    rows: list[dict]
+    items: dict[str, dict]  # evaluation set -> {"primary", "ids", "stats"} (stats.per_item)
     curve: list[dict]
 
     @property
@@ -52,18 +52,32 @@ class Group:
     """All seeds of one (design, train size) on one evaluation set."""
     values: list[float] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
-    items: dict[tuple, dict] = field(default_factory=dict)  # (seed, item id) -> prediction row
+    items: dict[tuple, np.ndarray] = field(default_factory=dict)  # (seed, item id) -> sufficient statistics
 
 
 def load_cells(out_dir: Path) -> list[CellResult]:
     cells = []
     for d in store.finished_cells(out_dir):
-        rows = [json.loads(x) for x in (d / "predictions.jsonl").read_text(encoding="utf-8").splitlines() if x]
+        metrics = store.read_json(d / "metrics.json")
         curve_file = d / "train_log.jsonl"
         curve = [json.loads(x) for x in curve_file.read_text().splitlines()] if curve_file.exists() else []
-        cells.append(CellResult(d, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")),
-                                store.read_json(d / "metrics.json"), rows, curve))
+        cells.append(CellResult(d, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")), metrics,
+                                cell_items(d, metrics), curve))
     return sorted(cells, key=lambda c: (c.design, _size_key(c.size), c.seed))
+
+
+def cell_items(d: Path, metrics: dict) -> dict[str, dict]:
+    """The cell's per-item statistics: item_stats.json, else computed from predictions.jsonl (and saved, so a
+    folder whose predictions stay out of git still reports), else none (no interval or paired test for it)."""
+    path, preds = d / store.ITEM_STATS, d / "predictions.jsonl"
+    if path.exists():
+        return store.read_json(path)
+    if not preds.exists():  # a folder from before item_stats.json whose predictions were not kept: means only
+        return {}
+    rows = [json.loads(x) for x in preds.read_text(encoding="utf-8").splitlines() if x]
+    items = st.per_item(rows, metrics["eval"])
+    store.write_json(path, items)
+    return items
 
 
 def _size_key(size: str):
@@ -87,10 +101,15 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
           "primary metric (strict: a format error counts as wrong). Cells are mean ± sd over seeds; CI is the 95% "
           f"percentile bootstrap over the items of all seeds pooled ({n_boot} resamples); p compares a design with "
           "the reference on the same items and seeds (paired bootstrap; McNemar for accuracy).\n"]
+    bare = [c.folder.name for c in cells if not c.items]
+    if bare:
+        md.append(f"{len(bare)} cell(s) kept neither predictions nor per-item statistics ({store.ITEM_STATS}): "
+                  "their means count, but they get no interval and no paired test: " + ", ".join(bare) + ".\n")
     md += _main_table(cells, sets, groups, n_boot)
     md += _significance(cells, sets, groups, reference, n_boot)
     md += _summary(cells, sets, groups, reference, n_boot)
     md += _errors_table(cells, sets, groups)
+    md += _cost_table(cells)
     md += _diagnostics(out_dir, cells, sets, groups)
     plots = _plots(cells, sets, groups, plots_dir)
     md.append("## Plots\n")
@@ -111,9 +130,9 @@ def group_cells(cells: list[CellResult]) -> dict[tuple, Group]:
             g = groups[(c.design, c.size, s)]
             g.values.append(m[m["primary"]])
             g.errors.append(m.get("format_error_rate", 0.0))
-            for r in c.rows:
-                if r["eval_set"] == s:
-                    g.items[(c.seed, str(r["id"]))] = r
+            it = c.items.get(s, {"ids": [], "stats": []})
+            for i, row in zip(it["ids"], it["stats"]):
+                g.items[(c.seed, i)] = np.asarray(row, dtype=float)
     return groups
 
 
@@ -142,9 +161,9 @@ def _rows_of(cells):
     return list(dict.fromkeys((c.design, c.size) for c in cells))
 
 
-def _stats(group: Group, primary: str) -> np.ndarray:
-    keys = sorted(group.items)
-    return st.item_stats(primary, [group.items[k] for k in keys])
+def _stats(group: Group, keys=None) -> np.ndarray:
+    """The group's per-item statistics stacked (all items, or `keys` in that order)."""
+    return np.stack([group.items[k] for k in (sorted(group.items) if keys is None else keys)])
 
 
 def _main_table(cells, sets, groups, n_boot) -> list[str]:
@@ -159,9 +178,9 @@ def _main_table(cells, sets, groups, n_boot) -> list[str]:
                 cols.append("-")
                 continue
             n = max(n, len(g.values))
-            lo, hi = st.bootstrap_ci(primary, _stats(g, primary), n_boot)
             sd = f" ± {statistics.stdev(g.values):.3f}" if len(g.values) > 1 else ""
-            cols.append(f"{statistics.fmean(g.values):.3f}{sd} [{lo:.3f}, {hi:.3f}]")
+            ci = " [{:.3f}, {:.3f}]".format(*st.bootstrap_ci(primary, _stats(g), n_boot)) if g.items else ""
+            cols.append(f"{statistics.fmean(g.values):.3f}{sd}{ci}")
         out.append(f"| {design} | {size} | {n} | " + " | ".join(cols) + " |")
     base = _baseline_row(cells, sets)
     if base:
@@ -190,8 +209,7 @@ def _paired(groups, a_key, b_key, primary, n_boot):
     common = sorted(set(a.items) & set(b.items))
     if not common:
         return None
-    sa = st.item_stats(primary, [a.items[k] for k in common])
-    sb = st.item_stats(primary, [b.items[k] for k in common])
+    sa, sb = _stats(a, common), _stats(b, common)
     diff, p = st.paired_bootstrap(primary, sa, sb, n_boot)
     mc = st.mcnemar(sa[:, 0], sb[:, 0]) if primary == "accuracy" else None
     return diff, p, mc, len(common)
@@ -328,6 +346,28 @@ def _errors_table(cells, sets, groups) -> list[str]:
         cols = [f"{100 * statistics.fmean(g.errors):.1f}%" if (g := groups.get((design, size, s))) and g.errors
                 else "-" for s, _, _ in sets]
         out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
+def _cost_table(cells) -> list[str]:
+    """What each design cost to train and evaluate (mean over seeds, from the cells' manifest.json)."""
+    per: dict[tuple, list[dict]] = defaultdict(list)
+    for c in cells:
+        m = c.folder / "manifest.json"
+        if m.exists() and c.metrics.get("untuned") is None:
+            per[(c.design, c.size)].append(store.read_json(m))
+    if not per:
+        return []
+    out = ["## Cost (mean over seeds)\n",
+           "Training tokens are the prompt and response tokens the model processed (padding excluded).\n",
+           "| design | train size | training tokens | train time (s) | tokens/s | eval time (s) |",
+           "|---|---|---|---|---|---|"]
+    for (design, size), ms in per.items():
+        mean = lambda f: statistics.fmean(f(m) for m in ms)  # noqa: E731
+        out.append(f"| {design} | {size} | {mean(lambda m: m['train']['tokens']):,.0f} | "
+                   f"{mean(lambda m: m['timings']['train_s']):.0f} | "
+                   f"{mean(lambda m: m['train']['tokens_per_second']):.0f} | "
+                   f"{mean(lambda m: m['timings']['eval_s']):.0f} |")
     return out + [""]
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sdelab.errors import SdelabError
 from sdelab.report import stats as st
-from sdelab.report.build import _label, _size_key, group_cells, load_cells, prompt_signals
+from sdelab.report.build import _label, _size_key, _stats, group_cells, load_cells, prompt_signals
 from sdelab.study import store
 from sdelab.yamlio import load_yaml, validate
 
@@ -104,8 +104,7 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
                              "verdict": "not run"})
                 continue
             primary = next(c.metrics["eval"][s]["primary"] for c in cells if s in c.metrics["eval"])
-            sa = st.item_stats(primary, [ga.items[k] for k in common])
-            sb = st.item_stats(primary, [gb.items[k] for k in common])
+            sa, sb = _stats(ga, common), _stats(gb, common)
             diff, lo, hi, p = st.paired_difference(primary, sa, sb, n_boot)
             seeds = sorted({k[0] for k in common})
             rows.append({"claim": claim, "set": label, "size": size, "verdict": verdict(claim.expect, lo, hi,

@@ -40,6 +40,17 @@ def item_stats(primary: str, rows: list[dict]) -> np.ndarray:
     raise ValueError(f"no item statistics for metric '{primary}'")
 
 
+def per_item(rows: list[dict], eval_metrics: dict) -> dict:
+    """Each evaluation set's item ids and sufficient statistics (strict), from a cell's prediction rows: what the
+    report needs without the inputs and outputs (`item_stats.json`, committed where predictions cannot be)."""
+    out = {}
+    for key, m in eval_metrics.items():
+        mine = [r for r in rows if r["eval_set"] == key]
+        out[key] = {"primary": m["primary"], "ids": [str(r["id"]) for r in mine],
+                    "stats": item_stats(m["primary"], mine).round(6).tolist() if mine else []}
+    return out
+
+
 def _value(primary: str, sums: np.ndarray, n: int) -> np.ndarray:
     """Metric for each row of `sums` ([b, k]) over n items."""
     if primary in ("accuracy", "rougeL"):

@@ -27,6 +27,7 @@ from sdelab.models.catalog import ResolvedModel, resolve_model
 from sdelab.models.load import (classification_pad_id, is_causal_lm, load_causal_lm, load_tokenizer,
                                 resolve_precision, set_threads)
 from sdelab.models.tokenize import Formatter, encode_prompt, encode_train, make_formatter, response_ids
+from sdelab.report.stats import per_item
 from sdelab.study import store
 from sdelab.study.grid import Cell, expand, prompt_distinct, study_designs
 from sdelab.tasks.readers import file_sha256
@@ -235,8 +236,10 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
 
 def _finish(ctx: Context, cell: Cell, work: Path, metrics: dict, predictions: list[dict], stats, timings: dict,
             items: list) -> Path:
-    """Write predictions, manifest and metrics (last: its presence means finished) and publish the folder."""
+    """Write predictions, their per-item statistics, manifest and metrics (last: its presence means finished) and
+    publish the folder."""
     store.write_jsonl(work / "predictions.jsonl", predictions)
+    store.write_json(work / store.ITEM_STATS, per_item(predictions, metrics))
     store.write_json(work / "manifest.json", _manifest(ctx, cell, stats, timings, items))
     store.write_json(work / "metrics.json", {"cell": cell.id, "variant": cell.variant, "design": cell.design.name,
                                               "modeling": cell.config["modeling"], "train_size": cell.train_size,

@@ -14,6 +14,7 @@ import yaml
 from sdelab.errors import SdelabError
 
 PARTIAL = ".partial"
+ITEM_STATS = "item_stats.json"  # per-item sufficient statistics: what the report needs, without inputs
 
 
 def finished(out_dir: Path, folder_name: str) -> Path | None:
