@@ -10,7 +10,7 @@ STUDIES=${STUDIES:-"sde_maven sde_genia genft_cls genft_gen stm_bq sde_masa_en s
 for s in $STUDIES; do
   f=studies/papers/$s.yaml
   extra=()
-  [ "$s" = stm_lcqmc ] && extra=(--reuse runs/lcqmc-paradigms)  # identical inst-first cells: copied, not retrained
+  # (stm_lcqmc could `--reuse runs/lcqmc-paradigms`, but those cells kept no per-item statistics: retrained)
   name=$(sed -n 's/^name: *//p' "$f")
   echo "== $f ($(date -u +%H:%M))"
   # the SDE paper's prompt-vs-sample analysis: perplexities and 0/1-shot scores of each design on the base model
