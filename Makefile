@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sdelab-installed
 
-.PHONY: demo test setup models-zh bench clean
+.PHONY: demo test setup models-zh bench papers results clean
 
 demo: setup
 	$(BIN)/sdelab run studies/quickstart.yaml
@@ -35,6 +35,16 @@ models-zh: setup
 bench: setup
 	$(PIP) install -q -e '.[bench]' -c constraints.txt
 	$(BIN)/python bench/vs_peers.py
+
+# the papers' experiments (hours; resumable, run it again after an interruption), then their reports
+papers: models-zh
+	studies/papers/run_all.sh
+
+# every paper study's report and docs/results/findings.md, from the committed run folders alone (no training)
+results: setup
+	for f in studies/papers/*.yaml; do n=$$(sed -n 's/^name: *//p' $$f); if [ -d runs/$$n ]; then \
+	  $(BIN)/sdelab report $$f --publish docs/results/$$n || exit 1; fi; done
+	$(BIN)/sdelab claims docs/results/claims.yaml --out docs/results/findings.md
 
 clean:
 	rm -rf $(VENV) runs
