@@ -55,3 +55,17 @@ def test_a_bad_claims_file_names_the_line(tmp_path, capsys):
     assert main(["claims", str(p)]) == 2
     err = capsys.readouterr().err
     assert "claims.yaml:" in err and "expect" in err
+
+
+FAMILY = ROOT / "runs" / "family-sentiment"  # committed: es-sde at n=80 and the untuned model (k=0)
+
+
+@pytest.mark.skipif(not FAMILY.exists(), reason="the committed family-sentiment run folder is absent")
+def test_a_trained_arm_against_the_untuned_model(tmp_path):
+    p = write(tmp_path, [{"id": "ft", "paper": "GenFT", "claim": "fine-tuning beats the untuned model",
+                          "runs": str(FAMILY), "a": "es-sde", "b": {"design": "es-sde", "size": "untuned k=0"},
+                          "sets": ["amazon", "sst2"]}])
+    out = tmp_path / "findings.md"
+    assert main(["claims", str(p), "--out", str(out), "--bootstrap", "200"]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| GenFT |")]
+    assert len(rows) == 2 and all("| 80 vs untuned k=0 |" in r for r in rows)

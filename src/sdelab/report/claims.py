@@ -30,8 +30,8 @@ class _Strict(BaseModel):
 
 class Arm(_Strict):
     design: str = Field(description="The design as the report labels it ('<variant> <design>' in swept studies).")
-    size: str | None = Field(None, description="Train size ('500', 'all') or 'untuned k=0'; default: every "
-                                               "trained size both arms have.")
+    size: str | None = Field(None, description="Train size ('500', 'all') or 'untuned k=0'; default: the "
+                                               "other arm's trained size, else every trained size.")
 
 
 class Claim(_Strict):
@@ -88,7 +88,10 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
         return _correlation(claim, out_dir, cells, groups, kinds, model)
     a, b = _arm(claim.a), _arm(claim.b)
     trained = sorted({c.size for c in cells if not c.size.startswith("untuned")}, key=_size_key)
-    sizes = [(a.size or b.size, b.size or a.size)] if a.size or b.size else [(s, s) for s in trained]
+    # an arm without a size takes the other arm's trained size, or every trained size (against an untuned arm)
+    fixed = a.size or b.size
+    free = trained if not fixed or fixed.startswith("untuned") else [fixed]
+    sizes = [(a.size, b.size)] if a.size and b.size else [(a.size or s, b.size or s) for s in free]
     rows = []
     for size_a, size_b in sizes:
         sets = claim.sets or sorted({s for (d, z, s) in groups if d == a.design and z == size_a} &
