@@ -62,6 +62,32 @@ DOC = {
 }
 
 
+# What the papers found for each option: each claim id is checked against this project's runs in
+# docs/results/findings.md (docs/results/claims.yaml; a test keeps the ids in step).
+FINDINGS = {
+    "instruction": "SDE: Inst-first beats Inst-last, and an instruction beats none "
+                   "(`sde-inst-first-en`, `sde-no-inst-en`, `sde-inst-first-zh`, `sde-no-inst-zh`).",
+    "input_loss": "SDE: No-MI beats MI (`sde-no-mi-en`, `sde-no-mi-zh`).",
+    "output_format": "SDE: Lines beats Natural and JSON (`sde-lines-natural-en`, `sde-lines-json-en`, "
+                     "`sde-lines-natural-zh`, `sde-lines-json-zh`).",
+    "unmentioned": "SDE: PU beats OU (`sde-pu-en`, `sde-pu-zh`).",
+    "labels": "SDE: text labels beat numeric ones (`sde-txt-en`, `sde-txt-zh`).",
+    "reasoning": "SDE: the effect of CoT depends on the task; it helps out-of-domain more than in-domain "
+                 "(`sde-cot-ood-en`, `sde-cot-id-en`, `sde-cot-ood-zh`). STM: teacher-written CoT improves short "
+                 "text matching (`stm-cot`).",
+    "prompt_style": "STM: once fine-tuned, a complex prompt is no better than a concise one (`stm-prompt-gen`, "
+                    "`stm-prompt-cls`). SDE: what makes a good prompt (low perplexity, good zero-shot or in-context "
+                    "scores) does not predict a good training sample (`sde-pe-prompt-ppl-en`, "
+                    "`sde-pe-output-ppl-en`, `sde-pe-zero-shot-en`, `sde-pe-icl-en`, `sde-pe-zero-shot-zh`, "
+                    "`sde-pe-prompt-ppl-zh`).",
+    "demo_selection": "GenFT: fine-tuning with in-context demonstrations (FTICL) generalizes better than plain "
+                      "fine-tuning on generation tasks (`genft-fticl-summary`, `genft-fticl-question`).",
+}
+PRESET_FINDINGS = ("SDE: ES-SDE beats the heuristic design and a weak combination on MASA, nested NER and event "
+                   "detection (`sde-es-masa-en`, `sde-es-masa-zh`, `sde-es-genia`, `sde-weak-genia`, `sde-es-maven`, "
+                   "`sde-weak-maven`).")
+
+
 def show(task: Task, design: Design, ex: Example, demos=()) -> str:
     s = render(task, design, ex, list(demos))
     trained = "prompt and response" if design.input_loss else "response"
@@ -79,7 +105,9 @@ def build() -> str:
            "paper's baseline; a task may declare its own); `inst-first`, `inst-last`, `no-inst` (es-sde with that "
            "placement). Modifiers: `+inst-first +inst-last +no-inst +mi +no-mi +natural +lines +json +pu +ou +txt "
            "+num +no-cot +cot +rcot +concise +complex +k<N> +fixed +random +similar +tfidf +bm25 +tpl=<name> "
-           "+pool=<split>`.\n",
+           "+pool=<split>`. What the papers found: " + PRESET_FINDINGS + "\n",
+           "Each option below ends with what the papers found about it; every claim id there is checked against "
+           "this project's own runs in [results/findings.md](results/findings.md).\n",
            "JSON is **one object for the whole answer** (`{\"食品评价\": \"正面\", ...}`; spans: "
            "`{\"protein\": [\"IL-2\"], ...}`). Options a task family cannot use (e.g. `json` for a single-label "
            "classification) are refused when asked for explicitly.\n",
@@ -91,7 +119,8 @@ def build() -> str:
     out.append("| `demos` | k ≥ 0 | all |\n| `demo_pool` | a split name | all |\n| `template` | a template name of the "
                "task | all |\n\n")
     for key, values in OPTIONS.items():
-        out.append(f"## `{key}`\n\n{DOC[key]}\n\n")
+        found = f"**What the papers found.** {FINDINGS[key]}\n\n" if key in FINDINGS else ""
+        out.append(f"## `{key}`\n\n{DOC[key]}\n\n{found}")
         for v in values:
             if key.startswith("demo_"):
                 d = get_design({key: v, "demos": 1})

@@ -24,3 +24,19 @@ def test_readme_study_example_is_valid(tmp_path, capsys):
     out = capsys.readouterr().out
     # 3 named designs + es-sde and its one-factor variants (es-sde repeated would be refused) ... x 2 sizes x 2 seeds
     assert "cells" in out and "untuned-k4" in out
+
+
+def test_every_claim_the_docs_cite_is_checked_and_every_checked_claim_is_cited():
+    import re
+
+    from sdelab.report.claims import load_claims
+    ids = {c.id for c in load_claims(ROOT / "docs" / "results" / "claims.yaml")}
+    cited = set()
+    for doc in ("design-options.md", "modeling.md"):
+        cited |= set(re.findall(r"`((?:sde|stm|genft)-[a-z0-9-]+)`", (ROOT / "docs" / doc).read_text()))
+    assert cited - ids == set(), "cited in docs but not in docs/results/claims.yaml"
+    assert ids - cited == set(), "in docs/results/claims.yaml but no doc cites it"
+    findings = ROOT / "docs" / "results" / "findings.md"
+    if findings.exists():
+        text = findings.read_text()
+        assert all(f"| `{i}` |" in text for i in ids), "docs/results/findings.md is stale: run make results"
