@@ -56,7 +56,7 @@ def test_report_and_shards_merge(tmp_path, tiny_model_dir, tiny_task_yaml):
     assert main(["report", str(tmp_path / "whole")]) == 0
     md = (tmp_path / "whole" / "report.md").read_text()
     assert "1 cell(s) kept neither predictions nor per-item statistics" in md and bare.name in md
-    assert "## Cost (mean over seeds)" in md
+    assert "## Cost (mean over seeds)" in md and "## Other metrics of the accuracy sets" in md and "| macro_f1 |" in md
 
 
 def test_bootstrap_ci_covers_accuracy():

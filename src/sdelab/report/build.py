@@ -109,6 +109,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
     md += _significance(cells, sets, groups, reference, n_boot)
     md += _summary(cells, sets, groups, reference, n_boot)
     md += _errors_table(cells, sets, groups)
+    md += _secondary_table(cells, sets)
     md += _cost_table(cells)
     md += _diagnostics(out_dir, cells, sets, groups)
     plots = _plots(cells, sets, groups, plots_dir)
@@ -347,6 +348,37 @@ def _errors_table(cells, sets, groups) -> list[str]:
                 else "-" for s, _, _ in sets]
         out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
     return out + [""]
+
+
+SECONDARY = {"kappa": ["slot_accuracy", "exact_match", "lenient_kappa"],
+             "f1": ["strict_soft_f1", "lenient_exact_f1", "lenient_soft_f1"],
+             "accuracy": ["macro_f1", "lenient_accuracy"], "rougeL": ["bleu"]}
+
+
+def _secondary_table(cells, sets) -> list[str]:
+    """The family's other metrics (mean ± sd over seeds), one table per primary metric."""
+    out = []
+    for primary in dict.fromkeys(p for _, _, p in sets):
+        names = SECONDARY.get(primary, [])
+        mine = [(s, k) for s, k, p in sets if p == primary]
+        if not names:
+            continue
+        out += [f"## Other metrics of the {primary} sets (mean ± sd over seeds)\n",
+                "| design | train size | set | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        for design, size in _rows_of(cells):
+            for s, kind in mine:
+                ms = [c.metrics["eval"][s] for c in cells if c.design == design and c.size == size
+                      and s in c.metrics["eval"]]
+                if not ms:
+                    continue
+                cols = []
+                for n in names:
+                    xs = [m[n] for m in ms if n in m]
+                    sd = f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else ""
+                    cols.append(f"{statistics.fmean(xs):.3f}{sd}" if xs else "-")
+                out.append(f"| {design} | {size} | {_label(s, kind)} | " + " | ".join(cols) + " |")
+        out.append("")
+    return out
 
 
 def _cost_table(cells) -> list[str]:
