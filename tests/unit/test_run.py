@@ -155,3 +155,15 @@ def test_run_order_compares_every_design_before_repeating_seeds(tmp_path, tiny_m
     got = [(c.untuned, c.seed, c.train_size, c.design.name) for c in run_order(study, cells)]
     assert got[:2] == [(0, 1, 0, "inst-first"), (0, 1, 0, "inst-last+mi")]
     assert got[2:] == [(None, s, n, d) for s in (1, 0) for n in (6, 12) for d in ("inst-first", "inst-last+mi")]
+
+
+def test_untuned_cells_use_k_demonstrations_and_are_not_repeated(tmp_path, tiny_model_dir, tiny_task_yaml):
+    # FT and FTICL render the same zero-shot prompts: one untuned k=0 cell; k=2 differs (the FTICL design's own
+    # fixed demonstrations vs the plain design's default selection): two cells
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["es-sde", "es-sde+k2+random"],
+                    untuned=[0, 2])
+    study = load_study(p)[0]
+    untuned = [c for c in expand(study, study_designs(study, get_task(study.task))) if c.untuned is not None]
+    assert [(c.design.name, c.untuned, c.design.demos) for c in untuned] == [
+        ("es-sde", 0, 0), ("es-sde", 2, 2), ("es-sde+k2+random", 2, 2)]
+    assert untuned[0].design.demo_selection == "fixed" and untuned[2].design.demo_selection == "random"

@@ -86,6 +86,12 @@ def run_order(study: Study, cells: list[Cell]) -> list[Cell]:
                                         sizes.index(c.train_size) if c.untuned is None else 0))
 
 
+def _without_demos(design: Design) -> Design:
+    """The design with no demonstrations and every demonstration option at its default (they then mean nothing)."""
+    return replace(design, **{f: Design.__dataclass_fields__[f].default
+                              for f in ("demos", "demo_selection", "demo_similarity", "demo_pool")})
+
+
 def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]:
     unique: dict[str, Design] = {}
     for d in designs:  # the same design listed twice (e.g. a preset and a one-factor sweep around it) runs once
@@ -94,7 +100,7 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
             raise SdelabError(f"two different designs are both named '{d.name}'", field="designs")
         unique.setdefault(d.name, d)
     designs = list(unique.values())
-    cells = []
+    cells, untuned_seen = [], set()
     for design in designs:
         for size in study.train_sizes:
             for seed in study.seeds:
@@ -108,11 +114,17 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                 cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
         for k in (study.untuned if study.modeling == "generative" else []):  # the untuned base model, zero-shot
             # (k=0) and k-shot in-context; a modeling sweep carries them in its generative half
-            d = replace(design, demos=k) if k else design
+            # k demonstrations whatever the design's own k; designs that then render the same prompts (e.g. FT and
+            # FTICL at k=0) share one untuned cell, the first listed
+            d = replace(design, demos=k) if k else _without_demos(design)
             config = {"task": study.task, "model": study.model, "modeling": "untuned", "design": d.to_dict(),
                       "seed": study.seeds[0], "prompt_format": study.prompt_format,
                       "system_prompt": study.system_prompt, "eval": study.eval.model_dump(), "untuned": k,
                       "train_size": study.train_sizes[0],
                       "rationales": _rationales(study, d)}
+            same = json.dumps({**config, "design": {**config["design"], "name": None}}, sort_keys=True, default=str)
+            if same in untuned_seen:
+                continue
+            untuned_seen.add(same)
             cells.append(Cell(cell_id(config), d, 0, study.seeds[0], config, untuned=k, variant=variant))
     return cells
