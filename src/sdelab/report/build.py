@@ -106,6 +106,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
         md.append(f"{len(bare)} cell(s) kept neither predictions nor per-item statistics ({store.ITEM_STATS}): "
                   "their means count, but they get no interval and no paired test: " + ", ".join(bare) + ".\n")
     md += _main_table(cells, sets, groups, n_boot)
+    md += _matrix(cells, sets, groups)
     md += _significance(cells, sets, groups, reference, n_boot)
     md += _summary(cells, sets, groups, reference, n_boot)
     md += _errors_table(cells, sets, groups)
@@ -145,17 +146,49 @@ def _first_listed(study: dict, designs: list[str]) -> str:
 
 
 def _eval_sets(cells: list[CellResult]) -> list[tuple[str, str, str]]:
-    """(key, kind, primary) of every evaluation set, in-domain first."""
+    """(key, kind, primary) of every evaluation set, in-domain first; the kind of a set written with a template
+    the model was not trained on ends in UNSEEN."""
     seen = {}
     for c in cells:
         for s, m in c.metrics["eval"].items():
             seen.setdefault(s, (m.get("kind", "in_domain"), m["primary"], m.get("template_seen")))
-    return [(s, k, p) for s, (k, p, _) in sorted(seen.items(), key=lambda kv: (KIND_ORDER.get(kv[1][0], 9),
-                                                                                 kv[1][2] is False, kv[0]))]
+    return [(s, k + (UNSEEN if t is False else ""), p)
+            for s, (k, p, t) in sorted(seen.items(), key=lambda kv: (KIND_ORDER.get(kv[1][0], 9), kv[1][2] is False,
+                                                                     kv[0]))]
+
+
+UNSEEN = ":unseen-template"
+KIND_LABEL = {"in_domain": "ID", "out_of_domain": "OOD", "cross_task": "cross-task"}
+
+
+def _kind_label(kind: str) -> str:
+    base = kind.removesuffix(UNSEEN)
+    return KIND_LABEL.get(base, base) + (", unseen template" if base != kind else "")
 
 
 def _label(key: str, kind: str) -> str:
-    return f"{key} ({ {'in_domain': 'ID', 'out_of_domain': 'OOD', 'cross_task': 'cross-task'}.get(kind, kind)})"
+    return f"{key} ({_kind_label(kind)})"
+
+
+def _matrix(cells, sets, groups) -> list[str]:
+    """The generalization view: each design's mean primary metric over the sets of each kind (ID, ID with an
+    unseen template, OOD, cross-task), when a study evaluates more than one kind."""
+    kinds = list(dict.fromkeys(k for _, k, _ in sets))
+    if len(kinds) < 2:
+        return []
+    out = ["## Generalization matrix (mean over the sets of each kind)\n",
+           "Each column averages the design's primary metric over the evaluation sets of that kind it was scored on "
+           "(set by set in the table above); in brackets, how many sets.\n",
+           "| design | train size | " + " | ".join(_kind_label(k) for k in kinds) + " |",
+           "|---|---|" + "---|" * len(kinds)]
+    for design, size in _rows_of(cells):
+        cols = []
+        for k in kinds:
+            vals = [statistics.fmean(g.values) for s, kk, _ in sets if kk == k
+                    and (g := groups.get((design, size, s))) and g.values]
+            cols.append(f"{statistics.fmean(vals):.3f} ({len(vals)})" if vals else "-")
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
 
 
 def _rows_of(cells):

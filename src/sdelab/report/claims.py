@@ -67,6 +67,11 @@ def _arm(x: Arm | str) -> Arm:
     return Arm(design=x) if isinstance(x, str) else x
 
 
+def _arm_text(x: Arm | str) -> str:
+    a = _arm(x)
+    return f"`{a.design}`" + (f" ({a.size})" if a.size else "")
+
+
 def verdict(expect: str, lo: float, hi: float, margin: float) -> str:
     if expect == "a = b":
         return "holds" if -margin <= lo and hi <= margin else "fails" if lo > 0 or hi < 0 else "inconclusive"
@@ -169,7 +174,7 @@ def findings_markdown(claims_path: str | Path, n_boot: int = 1000) -> str:
             "verdict |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         c: Claim = r["claim"]
-        arms = (f"`{_arm(c.a).design}` vs `{_arm(c.b).design}` ({c.expect})" if c.kind == "comparison"
+        arms = (f"{_arm_text(c.a)} vs {_arm_text(c.b)} ({c.expect})" if c.kind == "comparison"
                 else f"rank correlation ({c.signal})")
         out.append(f"| {c.paper} | {c.claim} (`{c.id}`) | {arms} | {r['set']} | {r['size']} | {r['result']} | "
                    f"{r['verdict']} |")
