@@ -152,3 +152,9 @@ ED_ZH = {"name": "ed-zh", "family": "span_extraction", "language": "zh", "inputs
 GEN_EN = {"name": "gen-en", "family": "text_generation", "language": "en", "inputs": ["text", "answer"],
           "templates": [{"name": "t", "instruction": "Write a question.", "input": "{text}\nAnswer: {answer}",
                          "complex": "Write one question whose answer is the given answer."}]}
+
+
+def without_cost(report_md: str) -> str:
+    """A report.md without its cost table: the only part that depends on wall-clock time."""
+    head, _, tail = report_md.partition("## Cost")
+    return head + ("## Plots" + tail.partition("## Plots")[2] if tail else "")
