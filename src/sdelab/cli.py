@@ -51,6 +51,7 @@ def _run(args) -> int:
                 print(f"{got.name}: reused from {(got / 'reused_from.txt').read_text().strip()}")
     folders = []
     for ctx, todo in plan:
+        ctx.checkpoint_every = args.checkpoint_every
         print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
               f"task {ctx.study.task}, output {ctx.out_dir}")
         folders += run_study(ctx, todo)
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",
                    help="copy finished cells with the same id (same full config) from another study's run folder "
                         "instead of retraining them (repeatable)")
+    r.add_argument("--checkpoint-every", type=float, default=600.0, metavar="SECONDS",
+                   help="save the training state of the cell in progress this often (default 600; 0: after every "
+                        "optimizer step); a stopped run resumes from it")
     r.set_defaults(fn=_run)
     rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")
     rd.add_argument("study")

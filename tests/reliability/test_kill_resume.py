@@ -1,5 +1,6 @@
 """kill -9 at several moments of a study, then run it again: finished cells are kept (not redone), the
-interrupted one is redone, nothing is recorded twice, and the report equals that of an uninterrupted run."""
+interrupted one resumes from its last training checkpoint and its evaluation sets already scored, nothing is
+recorded twice, and the report equals that of an uninterrupted run."""
 import os
 import signal
 import subprocess
@@ -60,7 +61,8 @@ def uninterrupted(tmp_path_factory, tiny_model_dir):
     return without_cost((base / "aaa" / "report.md").read_text().replace(str(base / "aaa"), "X"))
 
 
-@pytest.mark.parametrize("moment", ["startup", "training", "evaluation", "between_cells"])
+@pytest.mark.parametrize("moment", ["startup", "training", "checkpoint", "evaluation", "evaluation_set",
+                                    "between_cells"])
 def test_kill_9_then_resume(tmp_path, tiny_model_dir, uninterrupted, moment):
     from conftest import write_tiny_task
     tiny_task_yaml = write_tiny_task(tmp_path / "task")
@@ -72,15 +74,22 @@ def test_kill_9_then_resume(tmp_path, tiny_model_dir, uninterrupted, moment):
         # the second cell is mid-training: its loss log exists inside the .partial folder
         "training": lambda: len(finished(out)) == 1 and any(out.glob("*.partial/train_log.jsonl")),
         # a cell's adapter is saved (training done) but its predictions are not
+        # the second cell has saved a training checkpoint (after every optimizer step here)
+        "checkpoint": lambda: len(finished(out)) == 1 and any(out.glob("*.partial/checkpoint/train_state.pt")),
         "evaluation": lambda: any(out.glob("*.partial/adapter/adapter_config.json")),
+        # one of the two evaluation sets is scored and kept
+        "evaluation_set": lambda: any(out.glob("*.partial/eval/000.json")),
         "between_cells": lambda: len(finished(out)) == 2,
     }
-    proc = sdelab("run", str(p))
+    proc = sdelab("run", str(p), "--checkpoint-every", "0")
     assert kill_when(proc, conditions[moment]), "the study ended before the kill"
     before = finished(out)
     assert len(before) < 4
-    r = subprocess.run([sys.executable, "-m", "sdelab", "run", str(p)], capture_output=True, text=True)
+    kept = moment in ("checkpoint", "evaluation_set")
+    r = subprocess.run([sys.executable, "-m", "sdelab", "run", str(p), "--checkpoint-every", "0"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert ("resuming from the interrupted run's" in r.stdout) >= kept
     after = finished(out)
     assert len(after) == 4 and not list(out.glob("*.partial"))
     assert all(after[k] == v for k, v in before.items()), "a finished cell was redone"

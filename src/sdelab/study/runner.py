@@ -68,6 +68,7 @@ class Context:
     train_pool: list[Example] = field(default_factory=list)
     targets: list[EvalTarget] = field(default_factory=list)
     designs: list[Design] = field(default_factory=list)
+    checkpoint_every: float = 600.0  # seconds between training checkpoints (does not change results)
     data_files: dict[str, str] = field(default_factory=dict)
     _pools: dict[str, list[Example]] = field(default_factory=dict)
 
@@ -187,6 +188,9 @@ def run_study(ctx: Context, cells: list[Cell] | None = None, log=print) -> list[
             continue
         what = (f"untuned base model, {cell.untuned} demonstrations" if cell.untuned is not None else
                 f"training on {cell.train_size} examples, seed {cell.seed}")
+        kept = [n for n in store.RESUMABLE if (ctx.out_dir / (cell.folder_name + store.PARTIAL) / n).exists()]
+        if kept:
+            what += f" (resuming from the interrupted run's {' and '.join(kept)})"
         log(f"[{i}/{len(cells)}] {cell.folder_name}: {what}")
         done.append(run_cell(ctx, cell))
     return done
@@ -195,7 +199,7 @@ def run_study(ctx: Context, cells: list[Cell] | None = None, log=print) -> list[
 def run_cell(ctx: Context, cell: Cell) -> Path:
     study, task, design = ctx.study, ctx.task, cell.design
     timings: dict[str, float] = {}
-    work = store.begin(ctx.out_dir, cell.folder_name)
+    work = store.begin(ctx.out_dir, cell.folder_name, resume=True)
     store.write_yaml(work / "config.yaml", cell.config)
 
     t = time.perf_counter()
@@ -213,25 +217,43 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
         timings["tokenize_s"] = time.perf_counter() - t
         from sdelab.train.loop import add_lora, train_generative
         torch.manual_seed(cell.seed)
-        s = _settings(study, ctx.precision)
+        s = _settings(study, ctx.precision, ctx.checkpoint_every)
         lm = add_lora(copy.deepcopy(ctx.base_lm), s, cell.seed)
         stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / "train_log.jsonl",
-                                 desc=f"train {design.name} n={cell.train_size} s={cell.seed}")
+                                 desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
+                                 checkpoint=work / CHECKPOINT)
         timings["train_s"] = stats.seconds
         lm.save_pretrained(work / "adapter")
         lm = lm.merge_and_unload()  # evaluation without the adapter's extra matrix products (a copy of the base)
     else:
         lm = ctx.base_lm
 
-    t = time.perf_counter()
-    metrics, predictions = {}, []
-    for target in ctx.targets:
-        m, preds = evaluate(ctx, lm, design, target, train, cell.seed)
-        metrics[target.key] = m
-        predictions += preds
-    timings["eval_s"] = time.perf_counter() - t
-    del lm
+    metrics, predictions, timings["eval_s"] = evaluate_all(
+        ctx, work, lambda target: evaluate(ctx, lm, design, target, train, cell.seed))
     return _finish(ctx, cell, work, metrics, predictions, stats, timings, encoded)
+
+
+CHECKPOINT = "checkpoint/train_state.pt"  # in the cell's work folder (store.RESUMABLE)
+
+
+def evaluate_all(ctx: Context, work: Path, evaluate_one) -> tuple[dict, list[dict], float]:
+    """Metrics, predictions and seconds over every evaluation set; each set's result is kept in the cell's work
+    folder as soon as it is scored (and read back, so a resumed cell computes from the same values), so a stopped
+    run resumes at the next set."""
+    metrics, predictions, seconds = {}, [], 0.0
+    for i, target in enumerate(ctx.targets):
+        part = work / "eval" / f"{i:03d}.json"
+        if not part.exists() or store.read_json(part).get("key") != target.key:
+            t = time.perf_counter()
+            m, rows = evaluate_one(target)
+            part.parent.mkdir(exist_ok=True)
+            store.write_json(part, {"key": target.key, "metrics": m, "rows": rows,
+                                    "seconds": time.perf_counter() - t})
+        saved = store.read_json(part)
+        metrics[target.key] = saved["metrics"]
+        predictions += saved["rows"]
+        seconds += saved["seconds"]
+    return metrics, predictions, seconds
 
 
 def _finish(ctx: Context, cell: Cell, work: Path, metrics: dict, predictions: list[dict], stats, timings: dict,
@@ -277,7 +299,6 @@ def _cls_labels(task: Task, gold) -> list[int]:
 
 def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Example], timings: dict,
                         t0: float) -> Path:
-    from sdelab.infer.classify import classify
     from sdelab.models.load import load_seq_cls
     from sdelab.train.loop import ClsItem, add_lora, train_discriminative
 
@@ -289,7 +310,7 @@ def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Exampl
     if ctx.base_cls is None:
         ctx.base_cls = load_seq_cls(ctx.model, ctx.precision, heads * len(names), ctx.cls_pad_id)
     torch.manual_seed(cell.seed)
-    s = _settings(study, ctx.precision)
+    s = _settings(study, ctx.precision, ctx.checkpoint_every)
     model = copy.deepcopy(ctx.base_cls)
     head = _head(model)  # a fresh head for every cell, from the cell's seed
     torch.nn.init.normal_(head.weight, std=0.02)
@@ -300,33 +321,37 @@ def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Exampl
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     stats = train_discriminative(model, items, heads, s, cell.seed, ctx.cls_pad_id, work / "train_log.jsonl",
-                                 desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}")
+                                 desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}",
+                                 checkpoint=work / CHECKPOINT)
     timings["train_s"] = stats.seconds
     model.save_pretrained(work / "adapter")
     model = model.merge_and_unload()
-    t = time.perf_counter()
-    metrics, predictions = {}, []
-    for target in ctx.targets:
-        prompts = _cls_inputs(ctx, target.task, design, target.examples, train, cell.seed)
-        logits = classify(model, prompts, heads, ctx.cls_pad_id, study.eval.batch_size, ctx.precision,
-                          desc=f"classify {target.key}")
-        preds, rows = [], []
-        for ex, lg in zip(target.examples, logits):
-            per_head = [names[max(range(len(h)), key=h.__getitem__)] for h in lg]
-            pred = dict(zip(target.task.spec.targets, per_head)) if heads > 1 else per_head[0]
-            preds.append(pred)
-            rows.append({"eval_set": target.key, "id": ex.id, "input": ex.fields, "raw": pred, "parsed": pred,
-                         "lenient": pred, "gold": ex.gold, "error": None,
-                         "scores": [[round(x, 4) for x in h] for h in lg] if heads > 1 else
-                         dict(zip(names, (round(x, 4) for x in lg[0])))})
-        m = score(target.task, [e.gold for e in target.examples], preds, [None] * len(preds),
-                  [e.gold for e in train] if target.task is task else [])
-        m.update(kind=target.kind, template=target.task.template(design.template).name,
-                 template_seen=True if target.task is task else None)
-        metrics[target.key] = m
-        predictions += rows
-    timings["eval_s"] = time.perf_counter() - t
+    metrics, predictions, timings["eval_s"] = evaluate_all(
+        ctx, work, lambda target: _classify_set(ctx, model, design, target, train, cell.seed, heads, names))
     return _finish(ctx, cell, work, metrics, predictions, stats, timings, items)
+
+
+def _classify_set(ctx: Context, model, design: Design, target: EvalTarget, train: list[Example], seed: int,
+                  heads: int, names: list[str]) -> tuple[dict, list[dict]]:
+    """Predictions and metrics of a trained classification head on one evaluation set."""
+    from sdelab.infer.classify import classify
+    prompts = _cls_inputs(ctx, target.task, design, target.examples, train, seed)
+    logits = classify(model, prompts, heads, ctx.cls_pad_id, ctx.study.eval.batch_size, ctx.precision,
+                      desc=f"classify {target.key}")
+    preds, rows = [], []
+    for ex, lg in zip(target.examples, logits):
+        per_head = [names[max(range(len(h)), key=h.__getitem__)] for h in lg]
+        pred = dict(zip(target.task.spec.targets, per_head)) if heads > 1 else per_head[0]
+        preds.append(pred)
+        rows.append({"eval_set": target.key, "id": ex.id, "input": ex.fields, "raw": pred, "parsed": pred,
+                     "lenient": pred, "gold": ex.gold, "error": None,
+                     "scores": [[round(x, 4) for x in h] for h in lg] if heads > 1 else
+                     dict(zip(names, (round(x, 4) for x in lg[0])))})
+    m = score(target.task, [e.gold for e in target.examples], preds, [None] * len(preds),
+              [e.gold for e in train] if target.task is ctx.task else [])
+    m.update(kind=target.kind, template=target.task.template(design.template).name,
+             template_seen=True if target.task is ctx.task else None)
+    return m, rows
 
 
 def _head(model):
@@ -338,14 +363,15 @@ def _head(model):
     raise SdelabError("cannot find the classification head of this model")
 
 
-def _settings(study: Study, precision: str):
+def _settings(study: Study, precision: str, checkpoint_every: float = 600.0):
     from sdelab.train.loop import TrainSettings
     tr = study.train
     return TrainSettings(epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, grad_accum=tr.grad_accum,
                          warmup_ratio=tr.warmup_ratio, weight_decay=tr.weight_decay,
                          max_grad_norm=tr.max_grad_norm, lora_r=tr.lora.r, lora_alpha=tr.lora.alpha,
                          lora_dropout=tr.lora.dropout, lora_targets=tr.lora.targets, precision=precision,
-                         group_by_length=tr.group_by_length, tracking=tuple(tr.tracking))
+                         group_by_length=tr.group_by_length, tracking=tuple(tr.tracking),
+                         checkpoint_every=checkpoint_every)
 
 
 def _demo_pool(ctx: Context, task: Task, design: Design, train: list[Example]) -> list[Example]:

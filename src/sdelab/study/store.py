@@ -1,5 +1,6 @@
 """Run folders: a cell is built in '<name>.partial/' and renamed when complete, so a folder without that suffix
-is always a finished cell, and an interrupted one is simply redone."""
+is always a finished cell; an interrupted one resumes from what its '.partial' folder kept (the training
+checkpoint, each evaluation set already scored)."""
 from __future__ import annotations
 
 import json
@@ -45,14 +46,22 @@ def adopt(out_dir: Path, folder_name: str, sources: list[Path]) -> Path | None:
     return None
 
 
-def begin(out_dir: Path, folder_name: str) -> Path:
-    """A fresh work folder for a cell (any leftover from an interrupted run is removed)."""
+RESUMABLE = ("checkpoint", "eval")  # what an interrupted cell keeps for the next run; removed when it finishes
+
+
+def begin(out_dir: Path, folder_name: str, resume: bool = False) -> Path:
+    """The work folder of a cell: a fresh one, or with `resume` what an interrupted run of the same cell (the
+    folder name ends with the id of its whole config) kept of its work."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         work = out_dir / (folder_name + PARTIAL)
-        if work.exists():
+        if work.exists() and resume:
+            for p in work.iterdir():
+                if p.name not in RESUMABLE:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        elif work.exists():
             shutil.rmtree(work)
-        work.mkdir()
+        work.mkdir(exist_ok=True)
         probe = work / ".write_test"
         probe.write_text("ok")
         probe.unlink()
@@ -62,7 +71,10 @@ def begin(out_dir: Path, folder_name: str) -> Path:
 
 
 def commit(work: Path) -> Path:
-    """Make a finished cell visible (atomic rename)."""
+    """Make a finished cell visible (atomic rename), without the state kept for resuming."""
+    for name in RESUMABLE:
+        if (work / name).exists():
+            shutil.rmtree(work / name)
     final = work.with_name(work.name[: -len(PARTIAL)])
     if final.exists():
         shutil.rmtree(final)

@@ -1,12 +1,16 @@
 """The generative training loop: LoRA on a causal LM, one explicit loop, run through Accelerate.
 
 The same code runs on CPU, one GPU, or many (`accelerate launch`). Logits are computed only at positions that
-carry a label, so the vocabulary projection costs nothing on prompt tokens.
+carry a label, so the vocabulary projection costs nothing on prompt tokens. Given a checkpoint file, the loop saves
+its whole state there every few minutes and at the end, and a later call resumes from it with the same result as
+an uninterrupted run (the batch plan is fixed by the seed up front).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -38,6 +42,7 @@ class TrainSettings:
     group_by_length: bool = True
     log_every: int = 10
     tracking: tuple[str, ...] = ()  # 'tensorboard' and/or 'mlflow': Accelerate's trackers, besides train_log.jsonl
+    checkpoint_every: float = 600.0  # seconds between checkpoints (when a checkpoint path is given)
 
 
 @dataclass
@@ -119,21 +124,52 @@ def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
 
 
 def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pad_id: int,
-                     log_path: Path | None = None, desc: str = "train") -> TrainStats:
+                     log_path: Path | None = None, desc: str = "train", checkpoint: Path | None = None) -> TrainStats:
     """Train the (LoRA-wrapped) causal `lm` in place on `encoded` samples (loss on labelled tokens)."""
-    return _train(CausalLMLoss(lm), encoded, lambda b: collate(b, pad_id), s, seed, log_path, desc)
+    return _train(CausalLMLoss(lm), encoded, lambda b: collate(b, pad_id), s, seed, log_path, desc, checkpoint)
 
 
 def train_discriminative(model, items: list[ClsItem], heads: int, s: TrainSettings, seed: int, pad_id: int,
-                         log_path: Path | None = None, desc: str = "train") -> TrainStats:
+                         log_path: Path | None = None, desc: str = "train",
+                         checkpoint: Path | None = None) -> TrainStats:
     """Train the (LoRA-wrapped) sequence-classification `model` in place: the discriminative paradigm."""
-    return _train(SeqClsLoss(model, heads), items, lambda b: collate_cls(b, pad_id), s, seed, log_path, desc)
+    return _train(SeqClsLoss(model, heads), items, lambda b: collate_cls(b, pad_id), s, seed, log_path, desc,
+                  checkpoint)
+
+
+def _fingerprint(s: TrainSettings, seed: int, plan: list[list[int]], encoded: list) -> str:
+    """What a checkpoint must agree on to be resumed: settings that change the result, seed, batches, samples."""
+    keep = {k: v for k, v in asdict(s).items() if k not in ("log_every", "tracking", "checkpoint_every")}
+    blob = json.dumps([keep, seed, plan], sort_keys=True, default=str) + repr(encoded)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _save_checkpoint(path: Path, fingerprint: str, module, opt, sched, stats: TrainStats, step: int,
+                     run: tuple[float, int]) -> None:
+    """The loop's whole state after `step` batches, written atomically (a crash mid-write keeps the last one)."""
+    state = {"fingerprint": fingerprint, "step": step, "run": run, "stats": asdict(stats),
+             "params": {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad},
+             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path | None, fingerprint: str) -> dict | None:
+    if path is None or not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fingerprint:  # another configuration or data: start over
+        return None
+    return state
 
 
 def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_path: Path | None,
-           desc: str) -> TrainStats:
+           desc: str, checkpoint: Path | None = None) -> TrainStats:
     """The one training loop: seeded length-grouped batches, AdamW, linear warmup/decay, gradient accumulation,
-    clipping, autocast, a progress bar with loss and tokens/s, and a loss curve in `log_path`."""
+    clipping, autocast, a progress bar with loss and tokens/s, a loss curve in `log_path`, and (given a
+    `checkpoint` path) resumable state saved every `s.checkpoint_every` seconds and at the end."""
     from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
 
@@ -159,17 +195,33 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * total_updates), total_updates)
-    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan, collate_fn=collate_fn)
+    fingerprint = _fingerprint(s, seed, plan, encoded)
+    state = _load_checkpoint(checkpoint, fingerprint)
+    stats, start, (run_loss, run_n) = TrainStats(), 0, (0.0, 0)
+    if state:
+        named = dict(module.named_parameters())
+        with torch.no_grad():
+            for n, v in state["params"].items():
+                named[n].copy_(v)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        stats, start, (run_loss, run_n) = TrainStats(**state["stats"]), state["step"], state["run"]
+    # a private generator: the loader's draw of a worker seed must not shift the dropout stream of a resumed run
+    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan[start:], collate_fn=collate_fn,
+                                         generator=torch.Generator())
     model, opt, loader, sched = acc.prepare(module, opt, loader, sched)
     model.train()
 
-    stats = TrainStats()
     log = open(log_path, "w") if log_path else None
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(plan), desc=desc, unit="batch", dynamic_ncols=True, disable=not acc.is_main_process,
-               mininterval=1.0)
-    run_loss, run_n = 0.0, 0
-    for step, batch in enumerate(loader, 1):
+    if log:  # a resumed run's curve so far, then its own points
+        log.writelines(json.dumps(p) + "\n" for p in stats.curve)
+    t0 = time.perf_counter() - stats.seconds
+    last_saved = time.perf_counter()
+    bar = tqdm(total=len(plan), initial=start, desc=desc, unit="batch", dynamic_ncols=True,
+               disable=not acc.is_main_process, mininterval=1.0)
+    checkpoint = checkpoint if acc.is_main_process else None
+    for step, batch in enumerate(loader, start + 1):
         update = step % s.grad_accum == 0 or step == len(plan)
         with (nullcontext() if update else acc.no_sync(model)):
             with autocast(s.precision):
@@ -206,10 +258,16 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
             run_loss, run_n = 0.0, 0
         bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{stats.tokens / max(elapsed, 1e-9):.0f}")
         bar.update(1)
+        if checkpoint and update and step < len(plan) and time.perf_counter() - last_saved >= s.checkpoint_every:
+            stats.seconds = elapsed
+            _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, step, (run_loss, run_n))
+            last_saved = time.perf_counter()
     bar.close()
     if log:
         log.close()
     stats.seconds = time.perf_counter() - t0
+    if checkpoint and (state is None or start < len(plan)):  # the trained state, for a resume that only evaluates
+        _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, len(plan), (0.0, 0))
     if s.tracking:
         acc.end_training()
     acc.free_memory()
