@@ -455,6 +455,17 @@ def generation_budget(ctx: Context, task: Task, design: Design, examples: list[E
     return longest + max(4, longest // 4)
 
 
+def _cpu_name() -> str:
+    """The processor's model name (throughput differs several-fold between machines of the same core count)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _manifest(ctx: Context, cell: Cell, stats, timings: dict, encoded) -> dict:
     versions = {}
     for pkg in ("torch", "transformers", "peft", "accelerate", "tokenizers", "gguf", "numpy", "scikit-learn"):
@@ -472,7 +483,7 @@ def _manifest(ctx: Context, cell: Cell, stats, timings: dict, encoded) -> dict:
         "sdelab": __version__, "cell": cell.id, "study": ctx.study.name, "study_file": str(ctx.study_path),
         "seed": cell.seed, "model": {**asdict(ctx.model)}, "precision": ctx.precision,
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
-        "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)),
+        "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)), "cpu": _cpu_name(),
         "data_files": ctx.data_files, "train": train,
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
