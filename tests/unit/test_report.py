@@ -56,6 +56,13 @@ def test_report_and_shards_merge(tmp_path, tiny_model_dir, tiny_task_yaml):
     md = (tmp_path / "whole" / "report.md").read_text()
     assert "1 cell(s) kept neither predictions nor per-item statistics" in md and bare.name in md
     assert "## Cost (mean over seeds)" in md and "## Other metrics of the accuracy sets" in md and "| macro_f1 |" in md
+    assert "different precisions" not in md
+    # a cell computed in another precision (a study resumed on a machine without native bf16) is named
+    manifest = bare / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"precision": "fp32"', '"precision": "bf16"'))
+    assert main(["report", str(tmp_path / "whole")]) == 0
+    md = (tmp_path / "whole" / "report.md").read_text()
+    assert f"Cells ran in different precisions (bf16: {bare.name}; fp32: " in md
 
 
 def test_bootstrap_ci_covers_accuracy():

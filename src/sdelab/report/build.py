@@ -105,6 +105,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
     if bare:
         md.append(f"{len(bare)} cell(s) kept neither predictions nor per-item statistics ({store.ITEM_STATS}): "
                   "their means count, but they get no interval and no paired test: " + ", ".join(bare) + ".\n")
+    md += _precision_note(cells)
     md += _main_table(cells, sets, groups, n_boot)
     md += _matrix(cells, sets, groups)
     md += _significance(cells, sets, groups, reference, n_boot)
@@ -412,6 +413,21 @@ def _secondary_table(cells, sets) -> list[str]:
                 out.append(f"| {design} | {size} | {_label(s, kind)} | " + " | ".join(cols) + " |")
         out.append("")
     return out
+
+
+def _precision_note(cells) -> list[str]:
+    """Cells computed in different precisions (a study resumed on a machine with or without native bf16, where
+    `precision: auto` picks differently) differ a little for that reason alone: say which ran in which."""
+    by: dict[str, list[str]] = defaultdict(list)
+    for c in cells:
+        m = c.folder / "manifest.json"
+        if m.exists():
+            by[store.read_json(m).get("precision", "unknown")].append(c.folder.name)
+    if len(by) < 2:
+        return []
+    parts = "; ".join(f"{p}: {', '.join(sorted(names))}" for p, names in sorted(by.items()))
+    return [f"Cells ran in different precisions ({parts}): comparisons across precisions include numeric "
+            "differences, not only the designs'.\n"]
 
 
 def _cost_table(cells) -> list[str]:
