@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every paper-reproduction study, cheapest first, then publish each report to docs/results/<study>/.
-# Resumable: finished cells are skipped, so run it again after an interruption. Hours on 2 CPU cores; run it in
-# the background:  nohup studies/papers/run_all.sh > runs/papers.log 2>&1 &
+# Resumable: finished cells are skipped and an interrupted cell resumes from its last checkpoint, so run it again
+# after an interruption. Hours on 2 CPU cores; run it in the background:
+#   nohup studies/papers/run_all.sh > runs/papers.log 2>&1 &
 # Needs ../shared/data and `make models-zh` (the Chinese studies use qwen2.5-0.5b-coder).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
