@@ -188,8 +188,7 @@ def run_study(ctx: Context, cells: list[Cell] | None = None, log=print) -> list[
             continue
         what = (f"untuned base model, {cell.untuned} demonstrations" if cell.untuned is not None else
                 f"training on {cell.train_size} examples, seed {cell.seed}")
-        kept = [n for n in store.RESUMABLE if (ctx.out_dir / (cell.folder_name + store.PARTIAL) / n).exists()]
-        if kept:
+        if kept := store.kept(ctx.out_dir, cell.folder_name):
             what += f" (resuming from the interrupted run's {' and '.join(kept)})"
         log(f"[{i}/{len(cells)}] {cell.folder_name}: {what}")
         done.append(run_cell(ctx, cell))
@@ -243,13 +242,14 @@ def evaluate_all(ctx: Context, work: Path, evaluate_one) -> tuple[dict, list[dic
     metrics, predictions, seconds = {}, [], 0.0
     for i, target in enumerate(ctx.targets):
         part = work / "eval" / f"{i:03d}.json"
-        if not part.exists() or store.read_json(part).get("key") != target.key:
+        saved = store.read_json(part) if part.exists() else None
+        if saved is None or saved.get("key") != target.key:
             t = time.perf_counter()
             m, rows = evaluate_one(target)
             part.parent.mkdir(exist_ok=True)
             store.write_json(part, {"key": target.key, "metrics": m, "rows": rows,
                                     "seconds": time.perf_counter() - t})
-        saved = store.read_json(part)
+            saved = store.read_json(part)
         metrics[target.key] = saved["metrics"]
         predictions += saved["rows"]
         seconds += saved["seconds"]
@@ -363,7 +363,7 @@ def _head(model):
     raise SdelabError("cannot find the classification head of this model")
 
 
-def _settings(study: Study, precision: str, checkpoint_every: float = 600.0):
+def _settings(study: Study, precision: str, checkpoint_every: float):
     from sdelab.train.loop import TrainSettings
     tr = study.train
     return TrainSettings(epochs=tr.epochs, lr=tr.lr, batch_size=tr.batch_size, grad_accum=tr.grad_accum,

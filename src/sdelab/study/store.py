@@ -49,6 +49,11 @@ def adopt(out_dir: Path, folder_name: str, sources: list[Path]) -> Path | None:
 RESUMABLE = ("checkpoint", "eval")  # what an interrupted cell keeps for the next run; removed when it finishes
 
 
+def kept(out_dir: Path, folder_name: str) -> list[str]:
+    """What an interrupted run of the cell kept for resuming (names from RESUMABLE)."""
+    return [n for n in RESUMABLE if (out_dir / (folder_name + PARTIAL) / n).exists()]
+
+
 def begin(out_dir: Path, folder_name: str, resume: bool = False) -> Path:
     """The work folder of a cell: a fresh one, or with `resume` what an interrupted run of the same cell (the
     folder name ends with the id of its whole config) kept of its work."""
