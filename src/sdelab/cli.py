@@ -20,7 +20,7 @@ def _run(args) -> int:
     study, path = load_study(args.study)
     groups = expand_all(study, path.parent)
     cells = [c for _, cs in groups for c in cs]
-    mine = {c.id for c in (shard(cells, args.shard) if args.shard else cells)}
+    mine = {c.id for c in only(shard(cells, args.shard) if args.shard else cells, args.only)}
     out = output_dir(study, args.output_dir)
     if args.dry_run:
         total = 0
@@ -207,6 +207,18 @@ def shard(cells: list, spec: str) -> list:
     return cells[i::n]
 
 
+def only(cells: list, patterns: list[str]) -> list:
+    """The cells whose folder name matches one of the `--only` globs (all cells when none is given)."""
+    if not patterns:
+        return cells
+    from fnmatch import fnmatchcase
+    kept = [c for c in cells if any(fnmatchcase(c.folder_name, p) for p in patterns)]
+    if not kept:
+        names = ", ".join(c.folder_name for c in cells[:6]) + (", ..." if len(cells) > 6 else "")
+        raise SdelabError(f"--only {' '.join(patterns)}: no cell's folder name matches (the cells: {names})")
+    return kept
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdelab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -218,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cost", action="store_true", help="with --dry-run: skip the training-token estimate (which "
                                                             "loads the tokenizer and the data)")
     r.add_argument("--shard", help="run only slice i of n ('i/n', i from 0); results merge by cell id")
+    r.add_argument("--only", action="append", default=[], metavar="GLOB",
+                   help="run only the cells whose folder name matches this glob, e.g. 'es-sde__*' (repeatable)")
     r.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",
                    help="copy finished cells with the same id (same full config) from another study's run folder "
                         "instead of retraining them (repeatable)")

@@ -113,6 +113,11 @@ def test_sweeps_over_tasks_models_and_hyperparameters(tmp_path, tiny_model_dir, 
     assert "4 cells" in out and "tiny-other__lora.r=4__lr=0.002__inst-first" in out and "tiny-reviews__" in out
     assert main(["run", str(p), "--dry-run", "--shard", "1/2"]) == 0
     assert "2 cells" in capsys.readouterr().out
+    assert main(["run", str(p), "--dry-run", "--no-cost", "--only", "tiny-other__*lr=0.001*"]) == 0
+    out = capsys.readouterr().out
+    assert "1 cells" in out and "tiny-other__lora.r=4__lr=0.001__inst-first" in out
+    assert main(["run", str(p), "--dry-run", "--only", "nothing*"]) == 2
+    assert "no cell's folder name matches" in capsys.readouterr().err
     bad = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, sweep={"learning_rate": [1e-3]})
     assert main(["run", str(bad)]) == 2
     assert "cannot sweep 'learning_rate'" in capsys.readouterr().err
