@@ -37,6 +37,8 @@ def test_claims_from_a_committed_study(tmp_path, capsys):
          "sets": ["test_id"]},
         {"id": "missing", "paper": "SDE", "claim": "a study not run", "runs": str(tmp_path / "nothing"),
          "a": "es-sde", "b": "es-sde+num"},
+        {"id": "half", "paper": "SDE", "claim": "an arm missing", "runs": str(GRID),
+         "a": "es-sde", "b": "es-sde+ou"},
     ])
     out = tmp_path / "findings.md"
     assert main(["claims", str(p), "--out", str(out), "--bootstrap", "200"]) == 0
@@ -45,8 +47,10 @@ def test_claims_from_a_committed_study(tmp_path, capsys):
     assert len(first) == 4 and all(r.endswith("| holds |") for r in first)  # 2 sizes x 2 sets
     assert "| test_id (ID) | 80 | -0.287 [" not in out.read_text() and "| test_id (ID) | 80 | +0.287 [" in first[2]
     assert [r.split(" | ")[-1] for r in rows if "the opposite" in r] == ["fails |"]
-    assert [r.split(" | ")[-1] for r in rows if "not run" in r] == ["not run |"]
-    assert "4 holds, 1 fails, 0 inconclusive, 1 not run" in out.read_text()
+    assert [r.split(" | ")[-1] for r in rows if "a study not run" in r] == ["not run |"]
+    half = [r for r in rows if "an arm missing" in r]  # every set and size of the arm that ran, none scored
+    assert len(half) == 4 and all("no es-sde+ou yet" in r and r.endswith("| not run |") for r in half)
+    assert "4 holds, 1 fails, 0 inconclusive, 5 not run" in out.read_text()
 
 
 def test_a_bad_claims_file_names_the_line(tmp_path, capsys):

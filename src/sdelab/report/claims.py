@@ -99,11 +99,13 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
     sizes = [(a.size, b.size)] if a.size and b.size else [(a.size or s, b.size or s) for s in free]
     rows = []
     for size_a, size_b in sizes:
-        sets = claim.sets or sorted({s for (d, z, s) in groups if d == a.design and z == size_a} &
-                                    {s for (d, z, s) in groups if d == b.design and z == size_b})
+        sets_a = {s for (d, z, s) in groups if d == a.design and z == size_a}
+        sets_b = {s for (d, z, s) in groups if d == b.design and z == size_b}
+        # an arm with no cell yet: 'not run' rows on the sets of the arm that has them
+        sets = claim.sets or sorted(sets_a & sets_b) or sorted(sets_a | sets_b)
         for s in sets:
             ga, gb = groups.get((a.design, size_a, s)), groups.get((b.design, size_b, s))
-            label = _label(s, kinds.get(s, "in_domain"))
+            label = _label(s, kinds[s]) if s in kinds else s  # a set no cell has scored: kind unknown
             size = size_a if size_a == size_b else f"{size_a} vs {size_b}"
             common = sorted(set(ga.items) & set(gb.items)) if ga and gb else []
             if not common:
