@@ -123,8 +123,9 @@ def _diagnose(args) -> int:
     ctx = prepare(sub, path, args.data_root, args.output_dir)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     ks = args.k if args.k is not None else (study.untuned or [0])
-    res = diagnose(ctx, ks, args.n)
-    table = Table(title=f"{study.name}: design diagnostics on the base model ({res['examples']} examples)")
+    res = diagnose(ctx, ks, args.n, args.size)
+    table = Table(title=f"{study.name}: design diagnostics on the base model ({res['examples']} examples for the "
+                        f"perplexities, {max(res['icl_examples'].values(), default=0)} a set in context)")
     sets = [t.key for t in ctx.targets]
     for h in ["design", "prompt PPL", "output PPL", *[f"k={k} {s}" for k in ks for s in sets]]:
         table.add_column(h)
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("-n", type=int, default=200, help="training examples for the perplexities")
     dg.add_argument("-k", type=int, nargs="*", help="demonstrations for in-context scores (default: the study's "
                                                     "untuned list, or 0)")
+    dg.add_argument("--size", type=int, help="score the in-context designs on the first SIZE items of each "
+                                             "evaluation set (default: all the study evaluates)")
     dg.add_argument("--data-root")
     dg.add_argument("--output-dir")
     dg.set_defaults(fn=_diagnose)

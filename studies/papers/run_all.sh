@@ -14,10 +14,11 @@ for s in $STUDIES; do
   # (stm_lcqmc could `--reuse runs/lcqmc-paradigms`, but those cells kept no per-item statistics: retrained)
   name=$(sed -n 's/^name: *//p' "$f")
   echo "== $f ($(date -u +%H:%M))"
-  # the SDE paper's prompt-vs-sample analysis: perplexities and 0/1-shot scores of each design on the base model
-  if [[ $s == sde_masa_* && ! -f runs/$name/diagnostics.json ]]; then
-    "$SDELAB" diagnose "$f" -n 100 -k 0 1 || echo "!! diagnose $f failed (exit $?)"
-  fi
   "$SDELAB" run "$f" "${extra[@]}" || { echo "!! $f failed (exit $?)"; continue; }
+  # the SDE paper's prompt-vs-sample analysis: perplexities and 0/1-shot scores of each design on the base model
+  # (after the cells: the fine-tuned comparison comes first; 100 items a set, resumable design by design)
+  if [[ $s == sde_masa_* && ! -f runs/$name/diagnostics.json ]]; then
+    "$SDELAB" diagnose "$f" -n 100 -k 0 1 --size 100 || echo "!! diagnose $f failed (exit $?)"
+  fi
   "$SDELAB" report "$f" --publish "docs/results/$name"
 done

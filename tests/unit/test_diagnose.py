@@ -54,6 +54,7 @@ def test_diagnose_and_report(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
     assert r["prompt_ppl"] > 1 and r["output_ppl"] > 1 and set(r["icl"]) == {"0", "2"}
     assert set(r["icl"]["0"]) == {"test_id", "test_ood"}
     assert diag["designs"]["es-sde+no-inst"]["prompt_ppl"] != r["prompt_ppl"]
+    assert not (tmp_path / "runs" / "diagnostics.partial.json").exists()
     assert main(["run", str(p)]) == 0
     assert main(["report", str(tmp_path / "runs")]) == 0
     md = (tmp_path / "runs" / "report.md").read_text()
@@ -63,3 +64,32 @@ def test_diagnose_and_report(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
     assert main(["report", str(p), "--publish", str(pub)]) == 0
     assert (pub / "report.md").read_text() == md and (pub / "diagnostics.json").exists()
     assert {f.name for f in (pub / "plots").iterdir()} == {f.name for f in (tmp_path / "runs" / "plots").iterdir()}
+
+
+def test_diagnose_resumes_at_the_next_design_and_caps_the_in_context_items(tmp_path, tiny_model_dir, tiny_task_yaml,
+                                                                          capsys):
+    s = {"name": "diag", "task": str(tiny_task_yaml), "model": str(tiny_model_dir),
+         "designs": ["es-sde", "es-sde+inst-last"], "train_sizes": [12], "seeds": [0], "untuned": [0],
+         "output_dir": str(tmp_path / "runs"), "train": {"precision": "fp32"},
+         "eval": {"batch_size": 4, "max_new_tokens": 3}}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(s))
+    runs = tmp_path / "runs"
+    assert main(["diagnose", str(p), "-n", "4", "--size", "3"]) == 0
+    full = json.loads((runs / "diagnostics.json").read_text())
+    assert set(full["icl_examples"].values()) == {3}
+    # a run stopped after its first design left only that design in the partial file (marked to tell it apart)
+    partial = {**full, "designs": {"es-sde": {**full["designs"]["es-sde"], "prompt_ppl": -1.0}}}
+    (runs / "diagnostics.json").unlink()
+    (runs / "diagnostics.partial.json").write_text(json.dumps(partial))
+    capsys.readouterr()
+    assert main(["diagnose", str(p), "-n", "4", "--size", "3"]) == 0
+    assert "es-sde: measured earlier, kept" in capsys.readouterr().out
+    resumed = json.loads((runs / "diagnostics.json").read_text())
+    assert resumed["designs"]["es-sde"]["prompt_ppl"] == -1.0
+    assert resumed["designs"]["es-sde+inst-last"] == full["designs"]["es-sde+inst-last"]
+    assert not (runs / "diagnostics.partial.json").exists()
+    # other settings: the partial file is not used
+    (runs / "diagnostics.partial.json").write_text(json.dumps(partial))
+    assert main(["diagnose", str(p), "-n", "4", "--size", "2"]) == 0
+    assert json.loads((runs / "diagnostics.json").read_text())["designs"]["es-sde"]["prompt_ppl"] > 1

@@ -326,7 +326,8 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
     size = sorted(set(trained), key=_size_key)[-1] if trained else None
     out = ["## Design diagnostics: prompt quality vs fine-tuned quality\n",
            f"From `sdelab diagnose` on the untuned model ({diag['examples']} training examples for the perplexities); "
-           f"in-context and fine-tuned scores on {_label(s, kind)} ({primary}), fine-tuned at train size {size}. "
+           f"in-context ({_icl_items(diag, s)}) and fine-tuned scores on {_label(s, kind)} ({primary}), fine-tuned "
+           f"at train size {size}. "
            "Spearman's rho across designs between each prompt signal (higher = better prompt; perplexities are "
            "negated) and the fine-tuned score.\n",
            "| design | prompt PPL | output PPL | " + " | ".join(f"k={k} in-context" for k in ks) +
@@ -352,6 +353,11 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
     else:
         out.append("(Rank correlations need at least 3 designs with both diagnostics and fine-tuned scores.)\n")
     return out
+
+
+def _icl_items(diag: dict, eval_set: str) -> str:
+    n = diag.get("icl_examples", {}).get(eval_set)  # files written before --size record no count: all items
+    return f"first {n} items" if n is not None else "all items"
 
 
 def prompt_signals(diag: dict, groups: dict, eval_set: str, size: str | None) -> tuple[dict[str, list], list]:

@@ -16,19 +16,34 @@ from sdelab.study.runner import Context, build_samples, evaluate
 from sdelab.tasks.task import subset
 
 DIAGNOSTICS = "diagnostics.json"
+PARTIAL = "diagnostics.partial.json"
 
 
-def diagnose(ctx: Context, ks: list[int], n: int = 200) -> dict:
+def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None) -> dict:
     """Per design: prompt / output NLL and perplexity over `n` training examples, and in-context scores for each
-    k in `ks` on every evaluation set."""
+    k in `ks` on the first `size` items of every evaluation set (all of them by default).
+
+    Each design's result is kept in `diagnostics.partial.json` as soon as it is measured, so a stopped run resumes
+    at the next design (the untuned model babbles to its generation budget: a design can take minutes)."""
     if ctx.base_lm is None:
         ctx.base_lm = load_causal_lm(ctx.model, ctx.precision)
-    size = ctx.study.train_sizes[0]
+    train_size = ctx.study.train_sizes[0]
     seed = ctx.study.seeds[0]
-    train = subset(ctx.train_pool, None if size == "all" else int(size), seed)
+    train = subset(ctx.train_pool, None if train_size == "all" else int(train_size), seed)
     probe = train[: min(n, len(train))]
-    out = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks, "designs": {}}
+    targets = [replace(t, examples=t.examples[:size]) if size else t for t in ctx.targets]
+    out = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks,
+           "icl_examples": {t.key: len(t.examples) for t in targets}, "designs": {}}
+    partial = ctx.out_dir / PARTIAL
+    if partial.exists():
+        kept = store.read_json(partial)
+        if {k: v for k, v in kept.items() if k != "designs"} == {k: v for k, v in out.items() if k != "designs"}:
+            out["designs"] = {d: r for d, r in kept["designs"].items() if d in {x.name for x in ctx.designs}}
     for d in ctx.designs:
+        if d.name in out["designs"]:
+            print(f"[diagnose] {d.name}: measured earlier, kept")
+            continue
+        print(f"[diagnose] {d.name}")
         ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none")
         pool = attach_rationales(ctx.task, train, ctx.study.rationales, d.reasoning != "none" and d.demos > 0)
         samples = build_samples(ctx, ctx.task, d, ex, pool, seed)
@@ -39,11 +54,14 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200) -> dict:
         for k in ks:
             dk = replace(d, demos=k) if k else d
             icl[str(k)] = {t.key: round(evaluate(ctx, ctx.base_lm, dk, t, train, seed)[0][t_primary(ctx, t)], 6)
-                           for t in ctx.targets}
+                           for t in targets}
         out["designs"][d.name] = {"prompt_nll": round(prompt, 6), "prompt_ppl": round(math.exp(prompt), 4),
                                   "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
                                   "icl": icl}
+        store.write_json(partial, out)
+    out["designs"] = {d.name: out["designs"][d.name] for d in ctx.designs}  # the study's order
     store.write_json(ctx.out_dir / DIAGNOSTICS, out)
+    partial.unlink(missing_ok=True)
     return out
 
 
