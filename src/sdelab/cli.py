@@ -220,6 +220,12 @@ def only(cells: list, patterns: list[str]) -> list:
     return kept
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdelab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -252,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("-n", type=int, default=200, help="training examples for the perplexities")
     dg.add_argument("-k", type=int, nargs="*", help="demonstrations for in-context scores (default: the study's "
                                                     "untuned list, or 0)")
-    dg.add_argument("--size", type=int, help="score the in-context designs on the first SIZE items of each "
+    dg.add_argument("--size", type=_positive_int, help="score the in-context designs on the first SIZE items of each "
                                              "evaluation set (default: all the study evaluates)")
     dg.add_argument("--data-root")
     dg.add_argument("--output-dir")

@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -93,3 +94,6 @@ def test_diagnose_resumes_at_the_next_design_and_caps_the_in_context_items(tmp_p
     (runs / "diagnostics.partial.json").write_text(json.dumps(partial))
     assert main(["diagnose", str(p), "-n", "4", "--size", "2"]) == 0
     assert json.loads((runs / "diagnostics.json").read_text())["designs"]["es-sde"]["prompt_ppl"] > 1
+    with pytest.raises(SystemExit) as e:
+        main(["diagnose", str(p), "--size", "0"])
+    assert e.value.code == 2 and "at least 1, got '0'" in capsys.readouterr().err
