@@ -24,7 +24,8 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
     k in `ks` on the first `size` items of every evaluation set (all of them by default).
 
     Each design's result is kept in `diagnostics.partial.json` as soon as it is measured, so a stopped run resumes
-    at the next design (the untuned model babbles to its generation budget: a design can take minutes)."""
+    at the next design (the untuned model babbles to its generation budget: a design can take minutes). The file
+    holds only scores, so it can be committed with the run folder and a run resumed from another checkout."""
     if ctx.base_lm is None:
         ctx.base_lm = load_causal_lm(ctx.model, ctx.precision)
     train_size = ctx.study.train_sizes[0]
