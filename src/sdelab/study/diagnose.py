@@ -33,13 +33,13 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
     train = subset(ctx.train_pool, None if train_size == "all" else int(train_size), seed)
     probe = train[: min(n, len(train))]
     targets = [replace(t, examples=t.examples[:size]) if size else t for t in ctx.targets]
-    out = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks,
-           "icl_examples": {t.key: len(t.examples) for t in targets}, "designs": {}}
+    settings = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks,
+                "icl_examples": {t.key: len(t.examples) for t in targets}}
+    out = {**settings, "designs": {}}
     partial = ctx.out_dir / PARTIAL
-    if partial.exists():
-        kept = store.read_json(partial)
-        if {k: v for k, v in kept.items() if k != "designs"} == {k: v for k, v in out.items() if k != "designs"}:
-            out["designs"] = {d: r for d, r in kept["designs"].items() if d in {x.name for x in ctx.designs}}
+    kept = store.read_json(partial) if partial.exists() else {}
+    if {k: v for k, v in kept.items() if k != "designs"} == settings:  # measured with the same settings
+        out["designs"] = kept["designs"]
     for d in ctx.designs:
         if d.name in out["designs"]:
             print(f"[diagnose] {d.name}: measured earlier, kept")
@@ -60,7 +60,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
                                   "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
                                   "icl": icl}
         store.write_json(partial, out)
-    out["designs"] = {d.name: out["designs"][d.name] for d in ctx.designs}  # the study's order
+    out["designs"] = {d.name: out["designs"][d.name] for d in ctx.designs}  # the study's designs, in its order
     store.write_json(ctx.out_dir / DIAGNOSTICS, out)
     partial.unlink(missing_ok=True)
     return out
