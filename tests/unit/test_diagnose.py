@@ -97,3 +97,17 @@ def test_diagnose_resumes_at_the_next_design_and_caps_the_in_context_items(tmp_p
     with pytest.raises(SystemExit) as e:
         main(["diagnose", str(p), "--size", "0"])
     assert e.value.code == 2 and "at least 1, got '0'" in capsys.readouterr().err
+
+
+def test_a_cot_design_shows_its_demonstrations_rationales(tmp_path, tiny_model_dir, tiny_task_yaml):
+    # rationales from a teacher, so the examples carry none until they are attached
+    s = {"name": "diag", "task": str(tiny_task_yaml), "model": str(tiny_model_dir), "designs": ["es-sde+cot"],
+         "rationales": {"teacher": str(tiny_model_dir), "max_new_tokens": 8}, "train_sizes": [12], "seeds": [0],
+         "output_dir": str(tmp_path / "runs"), "train": {"precision": "fp32"},
+         "eval": {"batch_size": 4, "max_new_tokens": 3}}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(s))
+    # k=1: the demonstration is rendered with its rationale (it used to fail: the pool had none attached)
+    assert main(["diagnose", str(p), "-n", "4", "-k", "0", "1", "--size", "2"]) == 0
+    diag = json.loads((tmp_path / "runs" / "diagnostics.json").read_text())
+    assert set(diag["designs"]["es-sde+cot"]["icl"]) == {"0", "1"}

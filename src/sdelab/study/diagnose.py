@@ -45,8 +45,10 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
             print(f"[diagnose] {d.name}: measured earlier, kept")
             continue
         print(f"[diagnose] {d.name}")
-        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none")
-        pool = attach_rationales(ctx.task, train, ctx.study.rationales, d.reasoning != "none" and d.demos > 0)
+        cot = d.reasoning != "none"
+        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, cot)
+        # the demonstrations of a CoT design show their rationales: in the samples and in the k-shot prompts
+        pool = attach_rationales(ctx.task, train, ctx.study.rationales, cot and (d.demos > 0 or any(ks)))
         samples = build_samples(ctx, ctx.task, d, ex, pool, seed)
         nll = sample_nll(ctx.base_lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
         prompt = statistics.fmean(x for x, _ in nll if not math.isnan(x))
@@ -54,7 +56,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
         icl = {}
         for k in ks:
             dk = replace(d, demos=k) if k else d
-            icl[str(k)] = {t.key: round(evaluate(ctx, ctx.base_lm, dk, t, train, seed)[0][t_primary(ctx, t)], 6)
+            icl[str(k)] = {t.key: round(evaluate(ctx, ctx.base_lm, dk, t, pool, seed)[0][t_primary(ctx, t)], 6)
                            for t in targets}
         out["designs"][d.name] = {"prompt_nll": round(prompt, 6), "prompt_ppl": round(math.exp(prompt), 4),
                                   "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
