@@ -75,6 +75,11 @@ def test_generative_and_discriminative_side_by_side(tmp_path, tiny_model_dir, ti
     assert main(["report", str(tmp_path / "runs")]) == 0
     md = (tmp_path / "runs" / "report.md").read_text()
     assert "| cls es-sde | 12 |" in md and "| gen es-sde | 12 |" in md
+    # the reference is a whole label (`cls es-sde`): each generative cell is compared with the head of its size
+    # (it used to print "-": the label was looked up as "gen cls es-sde")
+    sig = md.split("against the reference (`cls es-sde`)")[1].split("## ")[0]
+    rows = [r for r in sig.splitlines() if r.startswith("| gen es-sde |")]
+    assert len(rows) == 3 and all("(p=" in r for r in rows)  # sizes 6 and 12, and the untuned model
 
 
 def test_multi_aspect_heads(tmp_path, tiny_model_dir):

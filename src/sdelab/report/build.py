@@ -233,8 +233,9 @@ def _baseline_row(cells, sets) -> str | None:
 
 
 def _ref_label(design: str, reference: str) -> str:
-    """The reference design of the same swept variant ('lcqmc es-sde+json' -> 'lcqmc es-sde')."""
-    return design.rsplit(" ", 1)[0] + " " + reference if " " in design else reference
+    """The reference design of the same swept variant ('lcqmc es-sde+json' -> 'lcqmc es-sde'), unless the
+    reference names a variant itself ('cls inst-first': every variant is compared with it)."""
+    return design.rsplit(" ", 1)[0] + " " + reference if " " in design and " " not in reference else reference
 
 
 def _paired(groups, a_key, b_key, primary, n_boot):
