@@ -512,6 +512,8 @@ def _plots(cells, sets, groups, plots_dir: Path) -> list[tuple[str, Path]]:
                   for sz in sizes]
             ax.plot([int(z) for z in sizes], ys, marker="o", label=d)
         ax.set_xscale("log")
+        ax.set_xticks([int(z) for z in sizes], sizes)  # the sizes themselves, not powers of ten
+        ax.minorticks_off()
         ax.set_xlabel("training examples")
         ax.set_ylabel(f"{_label(s, kind)} {primary}")
         ax.legend(fontsize=7)
