@@ -101,3 +101,16 @@ def test_item_stats_reproduce_the_metrics():
     assert f1 == pytest.approx(span_metrics([[tuple(x) for x in r["gold"]] for r in srows],
                                             [[tuple(x) for x in r["parsed"]] for r in srows],
                                             [None, None], [None, None])["f1"])
+
+
+def test_majority_row_per_train_size_when_the_subsets_disagree():
+    from sdelab.report.table import summarize
+
+    def cell(size, label, acc):
+        return {"design": "es-sde", "train_size": size, "seed": 0, "eval": {"test": {
+            "primary": "accuracy", "accuracy": 0.7, "majority_baseline": {"label": label, "accuracy": acc}}}}
+    _, rows = summarize([cell(250, "different", 0.46), cell(1000, "same", 0.54)])
+    assert [r[:2] + [r[3]] for r in rows if r[0] == "majority class"] == [["majority class", "1000", "0.540"],
+                                                                           ["majority class", "250", "0.460"]]
+    _, rows = summarize([cell(250, "same", 0.54), cell(1000, "same", 0.54)])
+    assert [r[:2] + [r[3]] for r in rows if r[0] == "majority class"] == [["majority class", "-", "0.540"]]

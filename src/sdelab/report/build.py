@@ -217,19 +217,25 @@ def _main_table(cells, sets, groups, n_boot) -> list[str]:
             ci = " [{:.3f}, {:.3f}]".format(*st.bootstrap_ci(primary, _stats(g), n_boot)) if g.items else ""
             cols.append(f"{statistics.fmean(g.values):.3f}{sd}{ci}")
         out.append(f"| {design} | {size} | {n} | " + " | ".join(cols) + " |")
-    base = _baseline_row(cells, sets)
-    if base:
-        out.append(base)
-    return out + [""]
+    return out + _baseline_rows(cells, sets) + [""]
 
 
-def _baseline_row(cells, sets) -> str | None:
-    vals = []
-    for s, _, primary in sets:
-        v = next((c.metrics["eval"][s].get("majority_baseline") for c in cells if s in c.metrics["eval"]
-                  and c.metrics["eval"][s].get("majority_baseline")), None)
-        vals.append(f"{v[primary]:.3f}" if v and primary in v else "-")
-    return None if all(v == "-" for v in vals) else "| majority class | - | - | " + " | ".join(vals) + " |"
+def _baseline_rows(cells, sets) -> list[str]:
+    """Always answering the training set's most frequent label: one row, or one per train size when the training
+    subsets of different sizes have different majority labels."""
+    by_size = {}
+    for size in {c.size for c in cells if not c.size.startswith("untuned")}:
+        vals = []
+        for s, _, primary in sets:
+            v = next((c.metrics["eval"][s].get("majority_baseline") for c in cells if c.size == size
+                      and s in c.metrics["eval"] and c.metrics["eval"][s].get("majority_baseline")), None)
+            vals.append(f"{v[primary]:.3f}" if v and primary in v else "-")
+        if any(v != "-" for v in vals):
+            by_size[size] = vals
+    if len(set(map(tuple, by_size.values()))) == 1:
+        by_size = {"-": next(iter(by_size.values()))}
+    return [f"| majority class | {size} | - | " + " | ".join(vals) + " |"
+            for size, vals in sorted(by_size.items(), key=lambda kv: _size_key(kv[0]))]
 
 
 def _ref_label(design: str, reference: str) -> str:

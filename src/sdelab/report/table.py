@@ -21,7 +21,7 @@ def summarize(results: list[dict], metric: str | None = None) -> tuple[list[str]
     names: dict[str, str] = {}
     groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    majority: dict[str, float] = {}
+    majority: dict[str, dict[str, float]] = defaultdict(dict)  # train size -> set -> baseline
     for r in results:
         size = f"untuned, k={r['untuned']}" if r.get("untuned") is not None else str(r["train_size"])
         key = ((r.get("variant") + " " if r.get("variant") else "") + r["design"], size)
@@ -37,7 +37,7 @@ def summarize(results: list[dict], metric: str | None = None) -> tuple[list[str]
             errors[key][name].append(m.get("format_error_rate", 0.0))
             base = m.get("majority_baseline")
             if base and met in base:
-                majority.setdefault(name, base[met])
+                majority[size].setdefault(name, base[met])
     header = ["design", "train size", "seeds"] + [names[s] for s in sets] + ["format errors"]
     rows = []
     for (design, size), by_set in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -45,9 +45,11 @@ def summarize(results: list[dict], metric: str | None = None) -> tuple[list[str]
         cells = [_mean_sd(by_set.get(s, [])) for s in sets]
         fe = [x for s in sets for x in errors[(design, size)].get(s, [])]
         rows.append([design, size, str(n), *cells, f"{100 * statistics.fmean(fe):.1f}%" if fe else "-"])
-    if majority:
-        rows.append(["majority class", "-", "-", *[f"{majority[s]:.3f}" if s in majority else "-" for s in sets],
-                     "-"])
+    # one row, or one per train size when subsets of different sizes have different majority labels
+    by_size = {size: tuple(f"{b[s]:.3f}" if s in b else "-" for s in sets) for size, b in majority.items()}
+    if len(set(by_size.values())) == 1:
+        by_size = {"-": next(iter(by_size.values()))}
+    rows += [["majority class", size, "-", *vals, "-"] for size, vals in sorted(by_size.items())]
     return header, rows
 
 
