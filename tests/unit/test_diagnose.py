@@ -103,11 +103,12 @@ def test_a_cot_design_shows_its_demonstrations_rationales(tmp_path, tiny_model_d
     # rationales from a teacher, so the examples carry none until they are attached
     s = {"name": "diag", "task": str(tiny_task_yaml), "model": str(tiny_model_dir), "designs": ["es-sde+cot"],
          "rationales": {"teacher": str(tiny_model_dir), "max_new_tokens": 8}, "train_sizes": [12], "seeds": [0],
-         "output_dir": str(tmp_path / "runs"), "train": {"precision": "fp32"},
+         "output_dir": str(tmp_path / "runs"), "train": {"precision": "fp32", "max_length": 128},
          "eval": {"batch_size": 4, "max_new_tokens": 3}}
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(s))
-    # k=1: the demonstration is rendered with its rationale (it used to fail: the pool had none attached)
+    # k=1: the demonstration is rendered with its rationale (it used to fail: the pool had none attached), and
+    # the prompt may be up to twice the training max_length (it used to fail: "does not fit max_length")
     assert main(["diagnose", str(p), "-n", "4", "-k", "0", "1", "--size", "2"]) == 0
     diag = json.loads((tmp_path / "runs" / "diagnostics.json").read_text())
     assert set(diag["designs"]["es-sde+cot"]["icl"]) == {"0", "1"}
