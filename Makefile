@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.sdelab-installed
 
 .PHONY: demo test setup models-zh bench papers results clean
 
+# trains into runs/local/ (not in git), so a fresh clone trains rather than finding the committed runs/quickstart
 demo: setup
-	$(BIN)/sdelab run studies/quickstart.yaml
+	$(BIN)/sdelab run studies/quickstart.yaml --output-dir runs/local/quickstart
 
 test: setup
 	$(BIN)/python -m pytest -q
