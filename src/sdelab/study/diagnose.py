@@ -35,10 +35,11 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
     probe = train[: min(n, len(train))]
     targets = [replace(t, examples=t.examples[:size]) if size else t for t in ctx.targets]
     # a k-shot prompt holds k demonstrations, each a training sample that fits max_length, and the item itself
-    icl_max = {k: ctx.formatter.max_length * (k + 1) for k in ks}
+    f = ctx.formatter
+    icl_ctx = {k: replace(ctx, formatter=replace(f, max_length=f.max_length * (k + 1))) for k in ks}
     settings = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks,
                 "icl_examples": {t.key: len(t.examples) for t in targets},
-                "icl_max_length": {str(k): v for k, v in icl_max.items()}}
+                "icl_max_length": {str(k): c.formatter.max_length for k, c in icl_ctx.items()}}
     out = {**settings, "designs": {}}
     partial = ctx.out_dir / PARTIAL
     kept = store.read_json(partial) if partial.exists() else {}
@@ -57,15 +58,11 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
         nll = sample_nll(ctx.base_lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
         prompt = statistics.fmean(x for x, _ in nll if not math.isnan(x))
         output = statistics.fmean(y for _, y in nll)
-        icl, f = {}, ctx.formatter
-        try:
-            for k in ks:
-                dk = replace(d, demos=k) if k else d
-                ctx.formatter = replace(f, max_length=icl_max[k])
-                icl[str(k)] = {t.key: round(evaluate(ctx, ctx.base_lm, dk, t, pool, seed)[0][t_primary(ctx, t)], 6)
-                               for t in targets}
-        finally:
-            ctx.formatter = f
+        icl = {}
+        for k, c in icl_ctx.items():
+            dk = replace(d, demos=k) if k else d
+            icl[str(k)] = {t.key: round(evaluate(c, c.base_lm, dk, t, pool, seed)[0][t_primary(ctx, t)], 6)
+                           for t in targets}
         out["designs"][d.name] = {"prompt_nll": round(prompt, 6), "prompt_ppl": round(math.exp(prompt), 4),
                                   "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
                                   "icl": icl}
