@@ -61,6 +61,29 @@ def test_training_lowers_the_loss(tmp_path, tiny_model_dir, tiny_task_yaml):
     assert curve[-1] < 0.7 * curve[0]
 
 
+def test_inputs_cut_to_fit_max_length_are_counted_and_reported(tmp_path, tiny_model_dir, tiny_task_yaml):
+    # a silent cut used to hide that a cell scored shortened inputs: now metrics.json counts the evaluation
+    # prompts, the manifest the training samples, and the report lists the cells
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"],
+                    train={"epochs": 1, "batch_size": 4, "max_length": 40, "precision": "fp32"})
+    assert main(["run", str(p)]) == 0
+    d = next((tmp_path / "runs").glob("inst-first*"))
+    cut = {k: e["prompts_truncated"] for k, e in json.loads((d / "metrics.json").read_text())["eval"].items()}
+    trained = json.loads((d / "manifest.json").read_text())["train"]["truncated_samples"]
+    assert sum(cut.values()) > 0 and trained > 0
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    report = (tmp_path / "runs" / "report.md").read_text()
+    assert "## Inputs cut to fit max_length" in report
+    assert f"{trained} of 12 training samples; {sum(cut.values())} of 7 evaluation prompts" in report
+    # with room for every input, nothing is cut and the report says nothing about it
+    p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"], output_dir=str(tmp_path / "b"))
+    assert main(["run", str(p)]) == 0
+    d = next((tmp_path / "b").glob("inst-first*"))
+    assert main(["report", str(tmp_path / "b")]) == 0
+    assert all(e["prompts_truncated"] == 0 for e in json.loads((d / "metrics.json").read_text())["eval"].values())
+    assert "Inputs cut" not in (tmp_path / "b" / "report.md").read_text()
+
+
 def test_interrupted_cell_is_redone(tmp_path, tiny_model_dir, tiny_task_yaml):
     p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"])
     study, _ = load_study(p)

@@ -106,6 +106,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
         md.append(f"{len(bare)} cell(s) kept neither predictions nor per-item statistics ({store.ITEM_STATS}): "
                   "their means count, but they get no interval and no paired test: " + ", ".join(bare) + ".\n")
     md += _precision_note(cells)
+    md += _truncation_note(cells)
     md += _main_table(cells, sets, groups, n_boot)
     md += _matrix(cells, sets, groups)
     md += _significance(cells, sets, groups, reference, n_boot)
@@ -441,6 +442,32 @@ def _precision_note(cells) -> list[str]:
     parts = "; ".join(f"{p}: {', '.join(sorted(names))}" for p, names in sorted(by.items()))
     return [f"Cells ran in different precisions ({parts}): comparisons across precisions include numeric "
             "differences, not only the designs'.\n"]
+
+
+def _truncation_note(cells) -> list[str]:
+    """Cells whose training samples or evaluation prompts had their input cut to fit train.max_length (the tail
+    of the item's input goes; demonstrations and instruction stay): their scores are of shortened inputs."""
+    rows = []
+    for c in cells:
+        m = c.folder / "manifest.json"
+        train = (store.read_json(m).get("train") or {}) if m.exists() else {}
+        parts = [f"{train['truncated_samples']} of {train['examples']} training samples"] \
+            if train.get("truncated_samples") else []
+        cut = {s: e["prompts_truncated"] for s, e in c.metrics["eval"].items() if e.get("prompts_truncated")}
+        if cut:
+            parts.append(f"{sum(cut.values())} of {sum(c.metrics['eval'][s]['n'] for s in cut)} evaluation "
+                         f"prompts ({', '.join(f'{s}: {n}' for s, n in cut.items())})")
+        if parts:
+            rows.append(f"| {c.design} | {c.size} | {c.seed} | {'; '.join(parts)} |")
+    if not rows:
+        return []
+    uncounted = any("prompts_truncated" not in e for c in cells for e in c.metrics["eval"].values())
+    return ["## Inputs cut to fit max_length\n",
+            "These cells saw shortened inputs (the tail of the item's own input was cut; instruction and "
+            "demonstrations were kept): raise train.max_length to compare them on whole inputs."
+            + (" Cells run before sdelab counted cut evaluation prompts show their training samples only."
+               if uncounted else "") + "\n",
+            "| design | train size | seed | inputs cut |", "|---|---|---|---|", *rows, ""]
 
 
 def _cost_table(cells) -> list[str]:

@@ -280,14 +280,22 @@ def _heads(task: Task) -> tuple[int, list[str]]:
 
 
 def _cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example], train: list[Example],
-                seed: int) -> list[list[int]]:
+                seed: int) -> tuple[list[list[int]], int]:
     """The design's prompt (instruction placement, template, demonstrations) as the classifier's input: through
-    the chat template / plain text for an LLM, with the tokenizer's own special tokens for an encoder."""
+    the chat template / plain text for an LLM, with the tokenizer's own special tokens for an encoder; and how
+    many of them had their input cut to fit train.max_length."""
     samples = build_samples(ctx, task, design, examples, train, seed, response=False)
     if ctx.formatter is not None and not ctx.encoder:
-        return [encode_prompt(ctx.formatter, s, 0)[0] for s in samples]
-    return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=ctx.study.train.max_length)["input_ids"]
-            for s in samples]
+        return _prompts(ctx.formatter, samples, 0)
+    limit = ctx.study.train.max_length
+    cut = sum(len(ctx.tokenizer(s.prompt_text)["input_ids"]) > limit for s in samples)
+    return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=limit)["input_ids"] for s in samples], cut
+
+
+def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], int]:
+    """Prompt ids of `samples` leaving `reserve` tokens for the response, and how many had their input cut."""
+    encoded = [encode_prompt(f, s, reserve) for s in samples]
+    return [ids for ids, _ in encoded], sum(1 for _, cut in encoded if cut)
 
 
 def _cls_labels(task: Task, gold) -> list[int]:
@@ -305,7 +313,7 @@ def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Exampl
     task, design, study = ctx.task, cell.design, ctx.study
     heads, names = _heads(task)
     items = [ClsItem(ids, _cls_labels(task, ex.gold))
-             for ids, ex in zip(_cls_inputs(ctx, task, design, train, train, cell.seed), train)]
+             for ids, ex in zip(_cls_inputs(ctx, task, design, train, train, cell.seed)[0], train)]
     timings["tokenize_s"] = time.perf_counter() - t0
     if ctx.base_cls is None:
         ctx.base_cls = load_seq_cls(ctx.model, ctx.precision, heads * len(names), ctx.cls_pad_id)
@@ -335,7 +343,7 @@ def _classify_set(ctx: Context, model, design: Design, target: EvalTarget, train
                   heads: int, names: list[str]) -> tuple[dict, list[dict]]:
     """Predictions and metrics of a trained classification head on one evaluation set."""
     from sdelab.infer.classify import classify
-    prompts = _cls_inputs(ctx, target.task, design, target.examples, train, seed)
+    prompts, cut = _cls_inputs(ctx, target.task, design, target.examples, train, seed)
     logits = classify(model, prompts, heads, ctx.cls_pad_id, ctx.study.eval.batch_size, ctx.precision,
                       desc=f"classify {target.key}")
     preds, rows = [], []
@@ -350,7 +358,7 @@ def _classify_set(ctx: Context, model, design: Design, target: EvalTarget, train
     m = score(target.task, [e.gold for e in target.examples], preds, [None] * len(preds),
               [e.gold for e in train] if target.task is ctx.task else [])
     m.update(kind=target.kind, template=target.task.template(design.template).name,
-             template_seen=True if target.task is ctx.task else None)
+             template_seen=True if target.task is ctx.task else None, prompts_truncated=cut)
     return m, rows
 
 
@@ -409,7 +417,7 @@ def evaluate(ctx: Context, lm, design: Design, target: EvalTarget, train: list[E
         labels = label_texts(task, d)
         names = list(labels)
         cands = [response_ids(f, labels[n]) for n in names]
-        prompts = [encode_prompt(f, s, max(len(c) for c in cands))[0] for s in samples]
+        prompts, cut = _prompts(f, samples, max(len(c) for c in cands))
         scores = score_candidates(lm, prompts, cands, ctx.tokenizer.pad_token_id, ev.batch_size, ctx.precision,
                                   desc=f"score {target.key}")
         raws = [labels[names[max(range(len(names)), key=lambda j: sc[j])]] for sc in scores]
@@ -417,7 +425,7 @@ def evaluate(ctx: Context, lm, design: Design, target: EvalTarget, train: list[E
     else:
         budget = ev.max_new_tokens or generation_budget(ctx, task, d, train if task is ctx.task
                                                         else target.examples)
-        prompts = [encode_prompt(f, s, budget)[0] for s in samples]
+        prompts, cut = _prompts(f, samples, budget)
         gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
                         desc=f"generate {target.key}")
         raws, finished = [g.text for g in gens], [g.finished for g in gens]
@@ -436,7 +444,7 @@ def evaluate(ctx: Context, lm, design: Design, target: EvalTarget, train: list[E
     trained_tpl = task.template(design.template).name if task is ctx.task else None
     used_tpl = task.template(d.template).name
     m.update(kind=target.kind, template=used_tpl,
-             template_seen=used_tpl == trained_tpl if task is ctx.task else None)
+             template_seen=used_tpl == trained_tpl if task is ctx.task else None, prompts_truncated=cut)
     return m, rows
 
 
