@@ -89,3 +89,26 @@ def test_label_scores_with_a_shared_prefix_match_direct_log_likelihood(tiny_toke
                 torch.arange(len(p) - 1, len(p) - 1 + len(c)), torch.tensor(c)].sum()) for c in cands]
         assert all(abs(a - b) < 1e-4 for a, b in zip(got[i], direct))
         assert all(abs(a - b) < 1e-4 for a, b in zip(plain[i], direct))
+
+
+def test_head_logits_with_a_shared_prefix_match_a_whole_prompt_pass(tiny_tokenizer):
+    # the prefix path reads the head at each left-padded row's last position; transformers' own pass pools the last
+    # non-pad token of a right-padded batch: the same logits, one prompt at a time or in a batch
+    from transformers import LlamaForSequenceClassification
+
+    from sdelab.infer.classify import classify
+    from sdelab.infer.prefix import common_prefix
+    tok = tiny_tokenizer
+    cfg = build_model(tok).config
+    cfg.num_labels = 6  # two heads of three classes
+    torch.manual_seed(7)
+    model = LlamaForSequenceClassification(cfg).eval()
+    head = "Classify the sentiment of the review as positive, negative or neutral. Review: "
+    prompts = [tok(head + t)["input_ids"] for t in ["great sound", "the room was ok, nothing special", "no",
+                                                   "判断下面两个句子"]]
+    assert common_prefix(prompts) >= 16  # the shared-prefix path is the one under test
+    shared = torch.tensor(classify(model, prompts, 2, tok.pad_token_id, batch_size=3))
+    whole = torch.tensor(classify(model, prompts, 2, tok.pad_token_id, batch_size=3, share_prefix=0))
+    alone = torch.stack([model(input_ids=torch.tensor([p])).logits[0].view(2, 3).detach() for p in prompts])
+    assert shared.shape == (4, 2, 3)
+    assert torch.allclose(shared, whole, atol=1e-4) and torch.allclose(shared, alone, atol=1e-4)
