@@ -99,6 +99,17 @@ def test_encoder_backbone(tmp_path, tiny_bert_dir, tiny_task_yaml):
     assert m["eval"]["test_ood"]["n"] == 3
 
 
+@pytest.mark.parametrize("backbone, max_length", [("tiny_model_dir", 40), ("tiny_bert_dir", 16)])
+def test_head_cells_count_inputs_cut_to_fit_max_length(tmp_path, tiny_task_yaml, backbone, max_length, request):
+    p = study(tmp_path, request.getfixturevalue(backbone), tiny_task_yaml,
+              train={"epochs": 1, "batch_size": 4, "max_length": max_length, "precision": "fp32"})
+    assert main(["run", str(p)]) == 0
+    (m,) = cells(tmp_path).values()
+    d = next((tmp_path / "runs").glob("es-sde*"))
+    assert json.loads((d / "manifest.json").read_text())["train"]["truncated_samples"] > 0
+    assert sum(e["prompts_truncated"] for e in m["eval"].values()) > 0
+
+
 def test_encoder_cannot_generate(tmp_path, tiny_bert_dir, tiny_task_yaml, capsys):
     assert main(["run", str(study(tmp_path, tiny_bert_dir, tiny_task_yaml, modeling="generative"))]) == 2
     assert "is an encoder" in capsys.readouterr().err

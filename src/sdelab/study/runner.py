@@ -280,22 +280,22 @@ def _heads(task: Task) -> tuple[int, list[str]]:
 
 
 def _cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example], train: list[Example],
-                seed: int) -> tuple[list[list[int]], int]:
+                seed: int) -> tuple[list[list[int]], list[bool]]:
     """The design's prompt (instruction placement, template, demonstrations) as the classifier's input: through
-    the chat template / plain text for an LLM, with the tokenizer's own special tokens for an encoder; and how
-    many of them had their input cut to fit train.max_length."""
+    the chat template / plain text for an LLM, with the tokenizer's own special tokens for an encoder; and
+    whether each had its input cut to fit train.max_length."""
     samples = build_samples(ctx, task, design, examples, train, seed, response=False)
     if ctx.formatter is not None and not ctx.encoder:
         return _prompts(ctx.formatter, samples, 0)
     limit = ctx.study.train.max_length
-    cut = sum(len(ctx.tokenizer(s.prompt_text)["input_ids"]) > limit for s in samples)
+    cut = [len(ctx.tokenizer(s.prompt_text)["input_ids"]) > limit for s in samples]
     return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=limit)["input_ids"] for s in samples], cut
 
 
-def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], int]:
-    """Prompt ids of `samples` leaving `reserve` tokens for the response, and how many had their input cut."""
+def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], list[bool]]:
+    """Prompt ids of `samples` leaving `reserve` tokens for the response, and whether each had its input cut."""
     encoded = [encode_prompt(f, s, reserve) for s in samples]
-    return [ids for ids, _ in encoded], sum(1 for _, cut in encoded if cut)
+    return [ids for ids, _ in encoded], [cut > 0 for _, cut in encoded]
 
 
 def _cls_labels(task: Task, gold) -> list[int]:
@@ -312,8 +312,8 @@ def _run_discriminative(ctx: Context, cell: Cell, work: Path, train: list[Exampl
 
     task, design, study = ctx.task, cell.design, ctx.study
     heads, names = _heads(task)
-    items = [ClsItem(ids, _cls_labels(task, ex.gold))
-             for ids, ex in zip(_cls_inputs(ctx, task, design, train, train, cell.seed)[0], train)]
+    items = [ClsItem(ids, _cls_labels(task, ex.gold), cut)
+             for ids, cut, ex in zip(*_cls_inputs(ctx, task, design, train, train, cell.seed), train)]
     timings["tokenize_s"] = time.perf_counter() - t0
     if ctx.base_cls is None:
         ctx.base_cls = load_seq_cls(ctx.model, ctx.precision, heads * len(names), ctx.cls_pad_id)
@@ -358,7 +358,7 @@ def _classify_set(ctx: Context, model, design: Design, target: EvalTarget, train
     m = score(target.task, [e.gold for e in target.examples], preds, [None] * len(preds),
               [e.gold for e in train] if target.task is ctx.task else [])
     m.update(kind=target.kind, template=target.task.template(design.template).name,
-             template_seen=True if target.task is ctx.task else None, prompts_truncated=cut)
+             template_seen=True if target.task is ctx.task else None, prompts_truncated=sum(cut))
     return m, rows
 
 
@@ -444,7 +444,7 @@ def evaluate(ctx: Context, lm, design: Design, target: EvalTarget, train: list[E
     trained_tpl = task.template(design.template).name if task is ctx.task else None
     used_tpl = task.template(d.template).name
     m.update(kind=target.kind, template=used_tpl,
-             template_seen=used_tpl == trained_tpl if task is ctx.task else None, prompts_truncated=cut)
+             template_seen=used_tpl == trained_tpl if task is ctx.task else None, prompts_truncated=sum(cut))
     return m, rows
 
 

@@ -97,6 +97,7 @@ class SeqClsLoss(torch.nn.Module):
 class ClsItem:
     input_ids: list[int]
     labels: list[int]  # one class index per head
+    truncated: bool = False  # the input was cut to fit max_length
 
 
 def collate_cls(items: list[ClsItem], pad_id: int) -> dict[str, torch.Tensor]:
