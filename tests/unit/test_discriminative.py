@@ -80,6 +80,20 @@ def test_generative_and_discriminative_side_by_side(tmp_path, tiny_model_dir, ti
     sig = md.split("against the reference (`cls es-sde`)")[1].split("## ")[0]
     rows = [r for r in sig.splitlines() if r.startswith("| gen es-sde |")]
     assert len(rows) == 3 and all("(p=" in r for r in rows)  # sizes 6 and 12, and the untuned model
+    # and the ranked summary names the factor (it said no design differed: the options were looked up under the
+    # bare reference name, and the paradigm was not a factor)
+    summary = md.split("## Ranked summary")[1].split("## ")[0]
+    assert "| modeling | test_id (ID) |" in summary and "(train size 12;" in summary
+
+
+def test_ranked_summary_within_each_paradigm(tmp_path, tiny_model_dir, tiny_task_yaml):
+    # a bare reference (`es-sde`) is each variant's own: the one-option sweep is summarised for gen and for cls
+    p = study(tmp_path, tiny_model_dir, tiny_task_yaml, modeling=["generative", "discriminative"],
+              designs=["es-sde", "es-sde+inst-last"], reference="es-sde", train_sizes=[6])
+    assert main(["run", str(p)]) == 0 and main(["report", str(tmp_path / "runs")]) == 0
+    summary = (tmp_path / "runs" / "report.md").read_text().split("## Ranked summary")[1].split("## ")[0]
+    assert "| instruction (gen es-sde) | test_id (ID) |" in summary
+    assert "| instruction (cls es-sde) | test_id (ID) |" in summary
 
 
 def test_multi_aspect_heads(tmp_path, tiny_model_dir):

@@ -284,40 +284,51 @@ def _significance(cells, sets, groups, reference, n_boot) -> list[str]:
 
 
 def _design_options(cells) -> dict[str, dict]:
-    return {c.design: c.config.get("design", {}) for c in cells}
+    """Each trained design's options, with its modeling paradigm as one more factor (gen vs cls)."""
+    return {c.design: {**c.config.get("design", {}), "modeling": c.config.get("modeling")}
+            for c in cells if c.metrics.get("untuned") is None}
 
 
 def _summary(cells, sets, groups, reference, n_boot) -> list[str]:
-    """For each factor varied one at a time away from the reference: the winning option, by how much, and
-    whether the difference is significant, per evaluation set."""
+    """For each factor varied one at a time away from the reference (each swept variant's own reference, e.g.
+    'gen inst-first' and 'cls inst-first'): the winning option, by how much, and whether the difference is
+    significant, per evaluation set, at the reference's largest train size."""
     opts = _design_options(cells)
-    ref = opts.get(reference, {})
-    by_factor: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    by_factor: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for d, o in opts.items():
-        diff = [k for k in o if k != "name" and o.get(k) != ref.get(k)]
+        ref = _ref_label(d, reference)
+        if d == ref or ref not in opts:
+            continue
+        diff = [k for k in o if k != "name" and o.get(k) != opts[ref].get(k)]
         if len(diff) == 1:
-            by_factor[diff[0]].append((d, str(o[diff[0]])))
+            by_factor[(diff[0], ref)].append((d, str(o[diff[0]])))
     out = ["## Ranked summary: which option wins for each factor\n"]
     if not by_factor:
         return out + ["No design differs from the reference in exactly one option.\n"]
     out += ["| factor | evaluation set | winner | reference option | best other option | other − reference | p | "
             "significant |", "|---|---|---|---|---|---|---|---|"]
-    sizes = [sz for d, sz in _rows_of(cells) if d == reference and not sz.startswith("untuned")]
-    size = sizes[-1] if sizes else None
-    for factor in sorted(by_factor):
+    several = len({ref for _, ref in by_factor}) > 1
+    rows = _rows_of(cells)
+    sizes = {}
+    for factor, ref in sorted(by_factor):
+        # the largest train size the reference shares with a design it is compared with
+        shared = [sz for d, sz in rows if d == ref and any((o, sz) in rows for o, _ in by_factor[(factor, ref)])]
+        size = sizes[ref] = max(shared, key=_size_key) if shared else None
         for s, kind, primary in sets:
             best = None
-            for d, v in by_factor[factor]:
-                r = _paired(groups, (d, size, s), (reference, size, s), primary, n_boot)
+            for d, v in by_factor[(factor, ref)]:
+                r = _paired(groups, (d, size, s), (ref, size, s), primary, n_boot)
                 if r and (best is None or r[0] > best[1]):
                     best = (v, r[0], r[1])
             if best is None:
                 continue
             v, diff, p = best
-            winner = v if diff > 0 else str(ref.get(factor)) if diff < 0 else "tie"
-            out.append(f"| {factor} | {_label(s, kind)} | {winner} | {ref.get(factor)} | {v} | {diff:+.3f} | "
-                       f"{p:.3f} | {'yes' if p < 0.05 else 'no'} |")
-    return out + [f"\n(train size {size}; the reference design's option against the best of the others.)\n"]
+            ref_opt = opts[ref].get(factor)
+            winner = v if diff > 0 else str(ref_opt) if diff < 0 else "tie"
+            out.append(f"| {factor}{f' ({ref})' if several else ''} | {_label(s, kind)} | {winner} | {ref_opt} | "
+                       f"{v} | {diff:+.3f} | {p:.3f} | {'yes' if p < 0.05 else 'no'} |")
+    at = ", ".join(f"{sz} for {r}" for r, sz in sizes.items()) if several else next(iter(sizes.values()))
+    return out + [f"\n(train size {at}; the reference design's option against the best of the others.)\n"]
 
 
 def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
