@@ -11,6 +11,7 @@ import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,11 @@ class Group:
 
 
 def load_cells(out_dir: Path) -> list[CellResult]:
+    """The finished cells of a run folder, the newest of each (design, train size, seed) only (see superseded)."""
+    return _current(_read_cells(out_dir))[0]
+
+
+def _read_cells(out_dir: Path) -> list[CellResult]:
     cells = []
     for d in store.finished_cells(out_dir):
         metrics = store.read_json(d / "metrics.json")
@@ -64,6 +70,41 @@ def load_cells(out_dir: Path) -> list[CellResult]:
         cells.append(CellResult(d, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")), metrics,
                                 cell_items(d, metrics), curve))
     return sorted(cells, key=lambda c: (c.design, _size_key(c.size), c.seed))
+
+
+def _finished_at(c: CellResult) -> datetime:
+    """When the cell finished (its manifest; cells from machines in other time zones compare correctly)."""
+    m = c.folder / "manifest.json"
+    stamp = store.read_json(m).get("finished_at") if m.exists() else None
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z") if stamp else datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _current(cells: list[CellResult]) -> tuple[list[CellResult], list[tuple[CellResult, CellResult]]]:
+    """(cells, superseded): a study changed and run again into the same folder (another lr, max_length, evaluation
+    set...) leaves the old cells beside the new ones under other ids; counting both would pass them off as extra
+    seeds. Of each (design, train size, seed) the most recently finished cell counts; the others are returned
+    with the cell that replaced them."""
+    newest: dict[tuple, CellResult] = {}
+    for c in cells:
+        key = (c.design, c.size, c.seed)
+        if key not in newest or _finished_at(c) > _finished_at(newest[key]):
+            newest[key] = c
+    kept = {id(c) for c in newest.values()}
+    return ([c for c in cells if id(c) in kept],
+            [(c, newest[(c.design, c.size, c.seed)]) for c in cells if id(c) not in kept])
+
+
+def _superseded_note(old: list[tuple[CellResult, CellResult]]) -> list[str]:
+    if not old:
+        return []
+    rows = []
+    for c, new in old:
+        keys = sorted(k for k in set(c.config) | set(new.config) if c.config.get(k) != new.config.get(k))
+        rows.append(f"| {c.folder.name} | {new.folder.name} | {', '.join(keys)} |")
+    return ["## Superseded run folders (not counted)\n",
+            "These cells have the design, train size and seed of a newer cell whose settings differ (the study was "
+            "changed and run again into this folder); only the newer one counts. Delete or move the old folders "
+            "to silence this.\n", "| ignored | replaced by | settings that differ |", "|---|---|---|", *rows, ""]
 
 
 def cell_items(d: Path, metrics: dict) -> dict[str, dict]:
@@ -85,7 +126,7 @@ def _size_key(size: str):
 
 
 def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000) -> tuple[Path, Path]:
-    cells = load_cells(out_dir)
+    cells, superseded = _current(_read_cells(out_dir))
     if not cells:
         raise SdelabError("no finished run folders here", path=out_dir)
     study = yaml.safe_load((out_dir / STUDY_COPY).read_text(encoding="utf-8")) if (out_dir / STUDY_COPY).exists() \
@@ -105,6 +146,7 @@ def build_report(out_dir: Path, reference: str | None = None, n_boot: int = 1000
     if bare:
         md.append(f"{len(bare)} cell(s) kept neither predictions nor per-item statistics ({store.ITEM_STATS}): "
                   "their means count, but they get no interval and no paired test: " + ", ".join(bare) + ".\n")
+    md += _superseded_note(superseded)
     md += _precision_note(cells)
     md += _truncation_note(cells)
     md += _main_table(cells, sets, groups, n_boot)
