@@ -1,5 +1,6 @@
 """A whole study on a tiny random model: train, evaluate, run folder contents, resume."""
 import json
+from datetime import datetime
 
 import pytest
 import yaml
@@ -91,12 +92,13 @@ def test_a_changed_study_run_again_does_not_count_its_old_cells_as_seeds(tmp_pat
                     train={"epochs": 2, "batch_size": 4, "lr": 5e-4, "max_length": 128, "precision": "fp32"})
     assert main(["run", str(p)]) == 0  # another lr: another cell id, beside the old folder
     runs = tmp_path / "runs"
-    old, new = sorted((d for d in runs.glob("inst-first*")),
-                      key=lambda d: json.loads((d / "manifest.json").read_text())["finished_at"])
+    first, second = sorted((d for d in runs.glob("inst-first*")),
+                           key=lambda d: datetime.fromisoformat(json.loads((d / "manifest.json").read_text())
+                                                                ["finished_at"]))
     assert main(["report", str(runs)]) == 0
     md = (runs / "report.md").read_text()
     assert "| inst-first | 12 | 1 |" in md  # one seed, not two
-    assert f"| {old.name} | {new.name} | train |" in md
+    assert f"| {first.name} | {second.name} | train |" in md
 
 
 def test_interrupted_cell_is_redone(tmp_path, tiny_model_dir, tiny_task_yaml):

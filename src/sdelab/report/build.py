@@ -76,7 +76,7 @@ def _finished_at(c: CellResult) -> datetime:
     """When the cell finished (its manifest; cells from machines in other time zones compare correctly)."""
     m = c.folder / "manifest.json"
     stamp = store.read_json(m).get("finished_at") if m.exists() else None
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z") if stamp else datetime.min.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(stamp) if stamp else datetime.min.replace(tzinfo=timezone.utc)
 
 
 def _current(cells: list[CellResult]) -> tuple[list[CellResult], list[tuple[CellResult, CellResult]]]:

@@ -8,6 +8,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -494,5 +495,5 @@ def _manifest(ctx: Context, cell: Cell, stats, timings: dict, encoded) -> dict:
         "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)), "cpu": _cpu_name(),
         "data_files": ctx.data_files, "train": train,
         "timings": {k: round(v, 2) for k, v in timings.items()},
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": datetime.now().astimezone().isoformat(timespec="microseconds"),  # orders reruns
     }
