@@ -23,9 +23,9 @@ def classify(model, prompts: list[list[int]], heads: int, pad_id: int, batch_siz
     model.eval()
     device = next(model.parameters()).device
     head = getattr(model, "score", None)  # the last-token head of a decoder LLM; encoders name theirs classifier
-    last_token = head is not None and share_prefix > 0
+    body = decoder_of(model) if head is not None and share_prefix > 0 else None
     n_pre, shared = 0, None
-    if last_token:
+    if body is not None:
         with autocast(precision):
             n_pre, shared = prefix_cache(model, prompts, share_prefix)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -35,13 +35,12 @@ def classify(model, prompts: list[list[int]], heads: int, pad_id: int, batch_siz
         idx = order[start:start + batch_size]
         batch = [prompts[i] for i in idx]
         with autocast(precision):
-            if last_token:
+            if body is not None:
                 ids, mask, cache = batch_after_prefix(batch, n_pre, shared, pad_id)
                 ids, mask = ids.to(device), mask.to(device)
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)  # real tokens only: a row reads as it would alone
-                hidden = decoder_of(model)(input_ids=ids[:, n_pre:], attention_mask=mask,
-                                           position_ids=pos[:, n_pre:], past_key_values=cache,
-                                           use_cache=False).last_hidden_state
+                hidden = body(input_ids=ids[:, n_pre:], attention_mask=mask, position_ids=pos[:, n_pre:],
+                              past_key_values=cache, use_cache=False).last_hidden_state
                 logits = head(hidden[:, -1]).float()
             else:
                 ids, mask = pad_batch(batch, pad_id)

@@ -32,6 +32,7 @@ class CellResult:
     metrics: dict
     items: dict[str, dict]  # evaluation set -> {"primary", "ids", "stats"} (stats.per_item)
     curve: list[dict]
+    manifest: dict | None = None  # manifest.json (absent in folders from before it existed)
 
     @property
     def design(self) -> str:
@@ -67,15 +68,15 @@ def _read_cells(out_dir: Path) -> list[CellResult]:
         metrics = store.read_json(d / "metrics.json")
         curve_file = d / "train_log.jsonl"
         curve = [json.loads(x) for x in curve_file.read_text().splitlines()] if curve_file.exists() else []
+        manifest = store.read_json(d / "manifest.json") if (d / "manifest.json").exists() else None
         cells.append(CellResult(d, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")), metrics,
-                                cell_items(d, metrics), curve))
+                                cell_items(d, metrics), curve, manifest))
     return sorted(cells, key=lambda c: (c.design, _size_key(c.size), c.seed))
 
 
 def _finished_at(c: CellResult) -> datetime:
     """When the cell finished (its manifest; cells from machines in other time zones compare correctly)."""
-    m = c.folder / "manifest.json"
-    stamp = store.read_json(m).get("finished_at") if m.exists() else None
+    stamp = (c.manifest or {}).get("finished_at")
     return datetime.fromisoformat(stamp) if stamp else datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -487,9 +488,8 @@ def _precision_note(cells) -> list[str]:
     `precision: auto` picks differently) differ a little for that reason alone: say which ran in which."""
     by: dict[str, list[str]] = defaultdict(list)
     for c in cells:
-        m = c.folder / "manifest.json"
-        if m.exists():
-            by[store.read_json(m).get("precision", "unknown")].append(c.folder.name)
+        if c.manifest is not None:
+            by[c.manifest.get("precision", "unknown")].append(c.folder.name)
     if len(by) < 2:
         return []
     parts = "; ".join(f"{p}: {', '.join(sorted(names))}" for p, names in sorted(by.items()))
@@ -502,8 +502,7 @@ def _truncation_note(cells) -> list[str]:
     of the item's input goes; demonstrations and instruction stay): their scores are of shortened inputs."""
     rows = []
     for c in cells:
-        m = c.folder / "manifest.json"
-        train = (store.read_json(m).get("train") or {}) if m.exists() else {}
+        train = (c.manifest or {}).get("train") or {}
         parts = [f"{train['truncated_samples']} of {train['examples']} training samples"] \
             if train.get("truncated_samples") else []
         cut = {s: e["prompts_truncated"] for s, e in c.metrics["eval"].items() if e.get("prompts_truncated")}
@@ -527,9 +526,8 @@ def _cost_table(cells) -> list[str]:
     """What each design cost to train and evaluate (mean over seeds, from the cells' manifest.json)."""
     per: dict[tuple, list[dict]] = defaultdict(list)
     for c in cells:
-        m = c.folder / "manifest.json"
-        if m.exists() and c.metrics.get("untuned") is None:
-            per[(c.design, c.size)].append(store.read_json(m))
+        if c.manifest is not None and c.metrics.get("untuned") is None:
+            per[(c.design, c.size)].append(c.manifest)
     if not per:
         return []
     out = ["## Cost (mean over seeds)\n",

@@ -289,8 +289,11 @@ def _cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example
     if ctx.formatter is not None and not ctx.encoder:
         return _prompts(ctx.formatter, samples, 0)
     limit = ctx.study.train.max_length
-    cut = [len(ctx.tokenizer(s.prompt_text)["input_ids"]) > limit for s in samples]
-    return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=limit)["input_ids"] for s in samples], cut
+    ids = [ctx.tokenizer(s.prompt_text)["input_ids"] for s in samples]
+    cut = [len(x) > limit for x in ids]
+    # only a prompt that is too long is encoded again, cut by the tokenizer (it keeps its special tokens)
+    return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=limit)["input_ids"] if c else x
+            for s, x, c in zip(samples, ids, cut)], cut
 
 
 def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], list[bool]]:
