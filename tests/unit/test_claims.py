@@ -73,3 +73,25 @@ def test_a_trained_arm_against_the_untuned_model(tmp_path):
     assert main(["claims", str(p), "--out", str(out), "--bootstrap", "200"]) == 0
     rows = [line for line in out.read_text().splitlines() if line.startswith("| GenFT |")]
     assert len(rows) == 2 and all("| 80 vs untuned k=0 |" in r for r in rows)
+
+
+def test_a_correlation_with_a_constant_signal_is_inconclusive_not_unrun(tmp_path):
+    """A base model that scores 0 in context with every design has been measured: the claim cannot be decided
+    from it (inconclusive, with the reason), which differs from a study with no diagnostics at all (not run)."""
+    from types import SimpleNamespace
+
+    from sdelab.report.claims import Claim, _correlation
+    from sdelab.study import store
+    designs = ["d1", "d2", "d3", "d4"]
+    cells = [SimpleNamespace(size="100") for _ in designs]
+    groups = {(d, "100", "val"): SimpleNamespace(values=[0.1 * (i + 1)]) for i, d in enumerate(designs)}
+    claim = Claim(id="c", paper="SDE", claim="k=0 does not predict", runs=".", kind="correlation")
+    assert _correlation(claim, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]["verdict"] == "not run"
+    store.write_json(tmp_path / "diagnostics.json", {"ks": [0], "designs": {
+        d: {"prompt_ppl": 7.0 + i, "output_ppl": 2.0 + i, "icl": {"0": {"val": 0.0}}}
+        for i, d in enumerate(designs)}})
+    row = _correlation(claim, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]
+    assert row["verdict"] == "inconclusive" and "is 0.000 for all 4 designs" in row["result"]
+    ppl = claim.model_copy(update={"signal": "-prompt PPL"})  # higher PPL, higher score here: rho = -1 -> holds
+    row = _correlation(ppl, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]
+    assert row["verdict"] == "holds" and "rho(-prompt PPL, fine-tuned) = -1.000" in row["result"]

@@ -212,3 +212,7 @@ def test_untuned_cells_use_k_demonstrations_and_are_not_repeated(tmp_path, tiny_
     assert [(c.design.name, c.untuned, c.design.demos) for c in untuned] == [
         ("es-sde", 0, 0), ("es-sde", 2, 2), ("es-sde+k2+random", 2, 2)]
     assert untuned[0].design.demo_selection == "fixed" and untuned[2].design.demo_selection == "random"
+    # the prompts are cut to train.max_length: a longer one is another untuned cell (as it is for a trained one)
+    longer = study.model_copy(update={"train": study.train.model_copy(update={"max_length": 2048})})
+    again = [c for c in expand(longer, study_designs(study, get_task(study.task))) if c.untuned is not None]
+    assert not {c.id for c in again} & {c.id for c in untuned}

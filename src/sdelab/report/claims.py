@@ -7,7 +7,8 @@ the paper's side of zero), **fails** (it lies on the other side), or **inconclus
 expected null (`a = b`) holds when the interval lies within ±margin, fails when it excludes zero. A
 `correlation` claim (the SDE paper's "a good prompt is not a good training sample") takes Spearman's rho across
 designs between a prompt signal from `sdelab diagnose` and the fine-tuned score: it fails when the correlation
-is positive and significant, holds when it is not positive, and is inconclusive otherwise.
+is positive and significant, holds when it is not positive, and is inconclusive otherwise, or when the signal
+is the same for every design (a base model that scores 0 in context with all of them cannot rank them).
 
 Everything comes from the committed run folders, so `findings.md` regenerates without retraining."""
 from __future__ import annotations
@@ -141,9 +142,15 @@ def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model) -> li
             raise SdelabError(f"unknown prompt signal '{claim.signal}' (have: {', '.join(signals)})",
                               field=f"claims.{claim.id}.signal")
         label = _label(s, kinds.get(s, "in_domain"))
-        if len(tuned) < 3 or len(set(xs)) < 2 or len(set(tuned)) < 2:
+        if len(tuned) < 3:
             rows.append({"claim": claim, "set": label, "size": size, "verdict": "not run",
-                         "result": f"{len(tuned)} designs with both scores (need 3, not constant)"})
+                         "result": f"{len(tuned)} designs with both scores (need 3)"})
+            continue
+        if len(set(xs)) < 2 or len(set(tuned)) < 2:  # measured, but a constant cannot rank the designs
+            what = claim.signal if len(set(xs)) < 2 else "the fine-tuned score"
+            rows.append({"claim": claim, "set": label, "size": size, "verdict": "inconclusive",
+                         "result": f"{what} is {xs[0] if len(set(xs)) < 2 else tuned[0]:.3f} for all "
+                                   f"{len(tuned)} designs: it cannot rank them, {model}"})
             continue
         rho, p = spearmanr(xs, tuned)
         v = "fails" if rho > 0 and p < 0.05 else "holds" if rho <= 0 else "inconclusive"

@@ -37,7 +37,8 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
     # a k-shot prompt holds k demonstrations, each a training sample that fits max_length, and the item itself
     f = ctx.formatter
     icl_ctx = {k: replace(ctx, formatter=replace(f, max_length=f.max_length * (k + 1))) for k in ks}
-    settings = {"model": ctx.study.model, "task": ctx.task.name, "examples": len(probe), "ks": ks,
+    settings = {"model": ctx.study.model, "precision": ctx.precision, "task": ctx.task.name,
+                "examples": len(probe), "ks": ks,
                 "icl_examples": {t.key: len(t.examples) for t in targets},
                 "icl_max_length": {str(k): c.formatter.max_length for k, c in icl_ctx.items()}}
     out = {**settings, "designs": {}}

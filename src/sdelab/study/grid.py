@@ -121,6 +121,8 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                       "seed": study.seeds[0], "prompt_format": study.prompt_format,
                       "system_prompt": study.system_prompt, "eval": study.eval.model_dump(), "untuned": k,
                       "train_size": study.train_sizes[0],
+                      # prompts are cut to fit it (a k-shot prompt's demonstrations): another length, another cell
+                      "max_length": study.train.max_length,
                       "rationales": _rationales(study, d)}
             same = json.dumps({**config, "design": {**config["design"], "name": None}}, sort_keys=True, default=str)
             if same in untuned_seen:
