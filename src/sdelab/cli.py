@@ -131,7 +131,9 @@ def _diagnose(args) -> int:
         table.add_column(h)
     for name, r in res["designs"].items():
         table.add_row(name, f"{r['prompt_ppl']:.2f}", f"{r['output_ppl']:.2f}",
-                      *[f"{r['icl'][str(k)][s]:.3f}" for k in ks for s in sets])
+                      *[f"{r['icl'][str(k)][s]:.3f}" + (f" ({100 * e[str(k)][s]:.0f}% err)"
+                                                          if (e := r.get("icl_format_errors")) else "")
+                        for k in ks for s in sets])
     Console().print(table)
     print(f"wrote {ctx.out_dir / 'diagnostics.json'}")
     return 0

@@ -54,12 +54,15 @@ def test_diagnose_and_report(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
     r = diag["designs"]["es-sde"]
     assert r["prompt_ppl"] > 1 and r["output_ppl"] > 1 and set(r["icl"]) == {"0", "2"}
     assert set(r["icl"]["0"]) == {"test_id", "test_ood"}
+    assert all(0 <= e <= 1 for k in ("0", "2") for e in r["icl_format_errors"][k].values())
+    assert set(r["icl_format_errors"]["2"]) == {"test_id", "test_ood"}
     assert diag["designs"]["es-sde+no-inst"]["prompt_ppl"] != r["prompt_ppl"]
     assert not (tmp_path / "runs" / "diagnostics.partial.json").exists()
     assert main(["run", str(p)]) == 0
     assert main(["report", str(tmp_path / "runs")]) == 0
     md = (tmp_path / "runs" / "report.md").read_text()
     assert "Design diagnostics" in md and "Spearman" in md and "| -prompt PPL |" in md
+    assert "% format errors) |" in md  # beside each in-context score
     # the study file names its run folder too; --publish copies what docs/results holds
     pub = tmp_path / "docs" / "diag"
     assert main(["report", str(p), "--publish", str(pub)]) == 0

@@ -397,9 +397,10 @@ def _diagnostics(out_dir: Path, cells, sets, groups) -> list[str]:
     for design, r in diag["designs"].items():
         g = groups.get((design, size, s))
         ft = statistics.fmean(g.values) if g and g.values else None
-        icl = [r["icl"][str(k)].get(s) for k in ks]
+        icl = [(r["icl"][str(k)].get(s), r.get("icl_format_errors", {}).get(str(k), {}).get(s)) for k in ks]
         out.append(f"| {design} | {r['prompt_ppl']:.2f} | {r['output_ppl']:.2f} | " +
-                   " | ".join("-" if v is None else f"{v:.3f}" for v in icl) +
+                   " | ".join("-" if v is None else f"{v:.3f}" + ("" if e is None else f" ({100 * e:.0f}% format "
+                                                                  "errors)") for v, e in icl) +
                    f" | {'-' if ft is None else f'{ft:.3f}'} |")
     out.append("")
     signals, tuned = prompt_signals(diag, groups, s, size)

@@ -59,14 +59,18 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
         nll = sample_nll(ctx.base_lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
         prompt = statistics.fmean(x for x, _ in nll if not math.isnan(x))
         output = statistics.fmean(y for _, y in nll)
-        icl = {}
+        icl, errors = {}, {}
         for k, c in icl_ctx.items():
             dk = replace(d, demos=k) if k else d
-            icl[str(k)] = {t.key: round(evaluate(c, c.base_lm, dk, t, pool, seed)[0][t_primary(ctx, t)], 6)
-                           for t in targets}
+            icl[str(k)], errors[str(k)] = {}, {}
+            for t in targets:
+                m = evaluate(c, c.base_lm, dk, t, pool, seed)[0]
+                icl[str(k)][t.key] = round(m[t_primary(ctx, t)], 6)
+                # a score of 0 says little by itself: no answer in the design's format, or wrong answers
+                errors[str(k)][t.key] = round(m["format_error_rate"], 4)
         out["designs"][d.name] = {"prompt_nll": round(prompt, 6), "prompt_ppl": round(math.exp(prompt), 4),
                                   "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
-                                  "icl": icl}
+                                  "icl": icl, "icl_format_errors": errors}
         store.write_json(partial, out)
     out["designs"] = {d.name: out["designs"][d.name] for d in ctx.designs}  # the study's designs, in its order
     store.write_json(ctx.out_dir / DIAGNOSTICS, out)
