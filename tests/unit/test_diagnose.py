@@ -115,3 +115,20 @@ def test_a_cot_design_shows_its_demonstrations_rationales(tmp_path, tiny_model_d
     assert main(["diagnose", str(p), "-n", "4", "-k", "0", "1", "--size", "2"]) == 0
     diag = json.loads((tmp_path / "runs" / "diagnostics.json").read_text())
     assert set(diag["designs"]["es-sde+cot"]["icl"]) == {"0", "1"}
+
+
+def test_a_cot_design_on_another_tasks_set_gets_rationales_for_its_demonstrations(tmp_path, tiny_model_dir,
+                                                                                   tiny_task_yaml):
+    """The 1-shot prompt of a CoT design on another task's set draws its demonstration from that task's training
+    split: it used to be cached without rationales by a design listed before (MissingRationale after hours)."""
+    from conftest import write_tiny_task
+    other = write_tiny_task(tmp_path / "b", name="tiny-b")
+    s = {"name": "diag", "task": str(tiny_task_yaml), "model": str(tiny_model_dir), "designs": ["es-sde", "es-sde+cot"],
+         "rationales": {"teacher": str(tiny_model_dir), "max_new_tokens": 8}, "train_sizes": [12], "seeds": [0],
+         "output_dir": str(tmp_path / "runs"), "train": {"precision": "fp32", "max_length": 128},
+         "eval": {"batch_size": 4, "max_new_tokens": 3, "sets": ["test_id", f"{other}:test_id"]}}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(s))
+    assert main(["diagnose", str(p), "-n", "4", "-k", "1", "--size", "2"]) == 0
+    diag = json.loads((tmp_path / "runs" / "diagnostics.json").read_text())
+    assert len(diag["designs"]["es-sde+cot"]["icl"]["1"]) == 2

@@ -397,9 +397,7 @@ def _demo_pool(ctx: Context, task: Task, design: Design, train: list[Example]) -
     key = f"{task.name}:{split}"
     if key not in ctx._pools:
         pool = task.load(split, ctx.data_root)
-        pool = subset(pool, min(DEMO_POOL_CAP, len(pool)), EVAL_SUBSET_SEED)
-        ctx._pools[key] = attach_rationales(task, pool, ctx.study.rationales if task is ctx.task else None,
-                                            design.reasoning != "none", where=f"demonstration pool '{key}'")
+        ctx._pools[key] = subset(pool, min(DEMO_POOL_CAP, len(pool)), EVAL_SUBSET_SEED)
     return ctx._pools[key]
 
 
@@ -407,7 +405,18 @@ def build_samples(ctx: Context, task: Task, design: Design, examples: list[Examp
                   seed: int, response: bool = True) -> list[Sample]:
     """Rendered samples of `examples`, with in-context demonstrations when the design asks for them."""
     demos = choose_demos(design, _demo_pool(ctx, task, design, train), examples, seed)
+    if design.reasoning != "none" and any(demos):
+        demos = _with_rationales(ctx, task, demos)
     return [render(task, design, ex, d, response=response) for ex, d in zip(examples, demos)]
+
+
+def _with_rationales(ctx: Context, task: Task, demos: list[list[Example]]) -> list[list[Example]]:
+    """A CoT design's demonstrations show their rationales: the study's source writes (or its cache gives) them
+    for the chosen demonstrations only, of whichever task (another task's pool is thousands of examples)."""
+    chosen = list({(e.id, e.source): e for row in demos for e in row}.values())
+    done = attach_rationales(task, chosen, ctx.study.rationales, True, where=f"demonstrations ({task.name})")
+    by_key = {(e.id, e.source): e for e in done}
+    return [[by_key[e.id, e.source] for e in row] for row in demos]
 
 
 def evaluate(ctx: Context, lm, design: Design, target: EvalTarget, train: list[Example],
