@@ -51,11 +51,9 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
             print(f"[diagnose] {d.name}: measured earlier, kept")
             continue
         print(f"[diagnose] {d.name}")
-        cot = d.reasoning != "none"
-        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, cot)
-        # the demonstrations of a CoT design show their rationales: in the samples and in the k-shot prompts
-        pool = attach_rationales(ctx.task, train, ctx.study.rationales, cot and (d.demos > 0 or any(ks)))
-        samples = build_samples(ctx, ctx.task, d, ex, pool, seed)
+        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none")
+        # (the demonstrations of a CoT design get theirs where they are chosen: build_samples)
+        samples = build_samples(ctx, ctx.task, d, ex, train, seed)
         nll = sample_nll(ctx.base_lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
         prompt = statistics.fmean(x for x, _ in nll if not math.isnan(x))
         output = statistics.fmean(y for _, y in nll)
@@ -64,7 +62,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
             dk = replace(d, demos=k) if k else d
             icl[str(k)], errors[str(k)] = {}, {}
             for t in targets:
-                m = evaluate(c, c.base_lm, dk, t, pool, seed)[0]
+                m = evaluate(c, c.base_lm, dk, t, train, seed)[0]
                 icl[str(k)][t.key] = round(m[t_primary(ctx, t)], 6)
                 # a score of 0 says little by itself: no answer in the design's format, or wrong answers
                 errors[str(k)][t.key] = round(m["format_error_rate"], 4)
