@@ -76,7 +76,7 @@ def test_a_trained_arm_against_the_untuned_model(tmp_path):
 
 
 def test_a_correlation_with_a_constant_signal_is_inconclusive_not_unrun(tmp_path):
-    """A base model that scores 0 in context with every design has been measured: the claim cannot be decided
+    """A base model that scores 0 in context with every design (one stray -0.0002 is 0 too) has been measured: the claim cannot be decided
     from it (inconclusive, with the reason), which differs from a study with no diagnostics at all (not run)."""
     from types import SimpleNamespace
 
@@ -88,7 +88,7 @@ def test_a_correlation_with_a_constant_signal_is_inconclusive_not_unrun(tmp_path
     claim = Claim(id="c", paper="SDE", claim="k=0 does not predict", runs=".", kind="correlation")
     assert _correlation(claim, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]["verdict"] == "not run"
     store.write_json(tmp_path / "diagnostics.json", {"ks": [0], "designs": {
-        d: {"prompt_ppl": 7.0 + i, "output_ppl": 2.0 + i, "icl": {"0": {"val": 0.0}}}
+        d: {"prompt_ppl": 7.0 + i, "output_ppl": 2.0 + i, "icl": {"0": {"val": -0.0002 if i == 1 else 0.0}}}
         for i, d in enumerate(designs)}})
     row = _correlation(claim, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]
     assert row["verdict"] == "inconclusive" and "is 0.000 for all 4 designs" in row["result"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sdelab.errors import SdelabError
 from sdelab.report import stats as st
-from sdelab.report.build import _label, _size_key, _stats, group_cells, load_cells, prompt_signals
+from sdelab.report.build import _label, _size_key, _stats, constant, group_cells, load_cells, prompt_signals
 from sdelab.study import store
 from sdelab.yamlio import load_yaml, validate
 
@@ -146,10 +146,10 @@ def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model) -> li
             rows.append({"claim": claim, "set": label, "size": size, "verdict": "not run",
                          "result": f"{len(tuned)} designs with both scores (need 3)"})
             continue
-        if len(set(xs)) < 2 or len(set(tuned)) < 2:  # measured, but a constant cannot rank the designs
-            what = claim.signal if len(set(xs)) < 2 else "the fine-tuned score"
+        if constant(xs) or constant(tuned):  # measured, but a constant cannot rank the designs
+            what, v = (claim.signal, xs[0]) if constant(xs) else ("the fine-tuned score", tuned[0])
             rows.append({"claim": claim, "set": label, "size": size, "verdict": "inconclusive",
-                         "result": f"{what} is {xs[0] if len(set(xs)) < 2 else tuned[0]:.3f} for all "
+                         "result": f"{what} is {abs(v) if round(v, 3) == 0 else v:.3f} for all "
                                    f"{len(tuned)} designs: it cannot rank them, {model}"})
             continue
         rho, p = spearmanr(xs, tuned)
