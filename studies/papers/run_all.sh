@@ -17,8 +17,8 @@ for s in $STUDIES; do
   "$SDELAB" run "$f" "${extra[@]}" || { echo "!! $f failed (exit $?)"; continue; }
   # the SDE paper's prompt-vs-sample analysis: perplexities and 0/1-shot scores of each design on the base model
   # (after the cells: the fine-tuned comparison comes first; 100 items a set, resumable design by design)
-  # (Chinese: zero-shot only, what its two claims use; 1-shot prompts of up to 2 x 640 tokens on the 4x larger
-  # model would add more than the zero-shot pass costs)
+  # (Chinese: zero-shot only, the signal its two claims use; a 1-shot pass would double the prompt length on the
+  # 4x larger model: not measured, left out to save hours)
   if [[ $s == sde_masa_* && ! -f runs/$name/diagnostics.json ]]; then
     ks=(0 1); [[ $s == sde_masa_zh ]] && ks=(0)
     "$SDELAB" diagnose "$f" -n 100 -k "${ks[@]}" --size 100 || echo "!! diagnose $f failed (exit $?)"
