@@ -73,8 +73,8 @@ FINDINGS = {
     "unmentioned": "SDE: PU beats OU (`sde-pu-en`, `sde-pu-zh`).",
     "labels": "SDE: text labels beat numeric ones (`sde-txt-en`, `sde-txt-zh`).",
     "reasoning": "SDE: the effect of CoT depends on the task; it helps out-of-domain more than in-domain "
-                 "(`sde-cot-ood-en`, `sde-cot-id-en`, `sde-cot-ood-zh`). STM: teacher-written CoT improves short "
-                 "text matching (`stm-cot`).",
+                 "(`sde-cot-ood-en`, `sde-cot-id-en`, `sde-cot-ood-zh`, `sde-cot-id-zh`). STM: teacher-written "
+                 "CoT improves short text matching (`stm-cot`).",
     "prompt_style": "STM: once fine-tuned, a complex prompt is no better than a concise one (`stm-prompt-gen`, "
                     "`stm-prompt-cls`). SDE: what makes a good prompt (low perplexity, good zero-shot or in-context "
                     "scores) does not predict a good training sample (`sde-pe-prompt-ppl-en`, "
