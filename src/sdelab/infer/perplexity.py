@@ -47,7 +47,7 @@ def sample_nll(lm, f: Formatter, samples: list[Sample], pad_id: int, batch_size:
         for r, (x, is_p, is_r) in enumerate(chunk):
             n = len(x) - 1  # position t predicts token t+1
             # ([1, vocab, n] layout: the kernel the batched version used, so the numbers match it exactly; the
-            # [n, vocab] kernel differs from it by up to 1e-3 in an NLL on CPU)
+            # [n, vocab] kernel differs from it by up to 1e-3 in a token NLL on CPU)
             tok = F.cross_entropy(logits[r:r + 1, :n].float().transpose(1, 2), ids[r:r + 1, 1:n + 1],
                                   reduction="none")[0].cpu()
             p = torch.tensor(is_p[1:], dtype=torch.bool)
