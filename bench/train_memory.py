@@ -22,7 +22,7 @@ def one(model: str, batch: int, length: int) -> dict:
     """In this process: load, one forward and backward; the peak RSS in GiB (ru_maxrss is in KiB on Linux)."""
     import torch
 
-    from sdelab.infer.generate import autocast
+    from sdelab.models.precision import autocast
     from sdelab.models.catalog import resolve_model
     from sdelab.models.load import load_causal_lm, set_threads
     from sdelab.models.tokenize import IGNORE

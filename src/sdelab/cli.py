@@ -7,25 +7,28 @@ import shutil
 import sys
 from pathlib import Path
 
+from sdelab import fileio
 from sdelab.errors import SdelabError
 
 
 def _run(args) -> int:
+    from sdelab import fileio
     from sdelab.config import load_study, output_dir
     from sdelab.report.table import print_table
     from sdelab.study import store
-    from sdelab.study.grid import expand_all, run_order
-    from sdelab.study.runner import estimate_tokens, prepare, run_study
+    from sdelab.study.context import prepare
+    from sdelab.study.grid import expand_all
+    from sdelab.study.runner import estimate_tokens, run_study
 
     study, path = load_study(args.study)
-    groups = expand_all(study, path.parent)
-    cells = [c for _, cs in groups for c in cs]
+    subs = expand_all(study, path.parent)
+    cells = [c for s in subs for c in s.cells]
     mine = {c.id for c in only(shard(cells, args.shard) if args.shard else cells, args.only)}
     out = output_dir(study, args.output_dir)
     if args.dry_run:
         total = 0
-        for sub, cs in groups:
-            todo = [c for c in cs if c.id in mine]
+        for sub in subs:
+            todo = [c for c in sub.cells if c.id in mine]
             ctx = prepare(sub, path, args.data_root, str(out)) if todo and not args.no_cost else None
             for c in todo:
                 state = "finished" if store.finished(out, c.folder_name) else "todo"
@@ -38,26 +41,25 @@ def _run(args) -> int:
         print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
         return 0
     # every sub-study is checked (data, designs, rationales, tokenizer) before anything is trained or written
-    plan = [(prepare(sub, path, args.data_root, str(out)), run_order(sub, todo)) for sub, cs in groups
-            if (todo := [c for c in cs if c.id in mine])]
+    plan = [(prepare(sub, path, args.data_root, str(out), checkpoint_every=args.checkpoint_every), todo)
+            for sub in subs if (todo := [c for c in sub.cells if c.id in mine])]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
-    store.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
+    fileio.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     for _, todo in plan:
         for c in todo:
             if not store.finished(out, c.folder_name) and (got := store.adopt(out, c.folder_name, args.reuse)):
                 print(f"{got.name}: reused from {(got / 'reused_from.txt').read_text().strip()}")
     folders = []
     for ctx, todo in plan:
-        ctx.checkpoint_every = args.checkpoint_every
         print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
               f"task {ctx.study.task}, output {ctx.out_dir}")
         folders += run_study(ctx, todo)
-        ctx.base_lm = ctx.base_cls = None  # free this model before the next sub-study loads its own
+        ctx.clear()  # free this model before the next sub-study loads its own
     md = print_table(out, title=study.name, folders=folders)
-    store.write_text(out / "table.md", md)
+    fileio.write_text(out / "table.md", md)
     return 0
 
 
@@ -67,15 +69,16 @@ def _render(args) -> int:
 
     from sdelab.config import load_study
     from sdelab.design.options import get_design
-    from sdelab.design.reasoning import attach_rationales
     from sdelab.models.tokenize import IGNORE, encode_train
-    from sdelab.study.runner import build_samples, prepare
+    from sdelab.study.context import build_samples, prepare
+    from sdelab.study.grid import expand_all
+    from sdelab.study.rationales import attach_rationales
     from sdelab.tasks.task import subset
 
     study, path = load_study(args.study)
-    from sdelab.config import substudies
-    study = substudies(study)[0][1]  # the first task / model of a sweep
-    ctx = prepare(study, path, args.data_root, None)
+    sub = expand_all(study, path.parent)[0]  # the first task / model of a sweep
+    study = sub.study
+    ctx = prepare(sub, path, args.data_root, None)
     designs = ctx.designs
     if args.design:
         designs = [d for d in designs if d.name == args.design] or [
@@ -114,13 +117,13 @@ def _diagnose(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sdelab.config import load_study, substudies
+    from sdelab.config import load_study
+    from sdelab.study.context import prepare
     from sdelab.study.diagnose import diagnose
-    from sdelab.study.runner import prepare
+    from sdelab.study.grid import expand_all
 
     study, path = load_study(args.study)
-    sub = substudies(study)[0][1]
-    ctx = prepare(sub, path, args.data_root, args.output_dir)
+    ctx = prepare(expand_all(study, path.parent)[0], path, args.data_root, args.output_dir)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     ks = args.k if args.k is not None else (study.untuned or [0])
     res = diagnose(ctx, ks, args.n, args.size)
@@ -163,16 +166,16 @@ def _tasks(args) -> int:
 
 def _report(args) -> int:
     from sdelab.report.build import build_report
+    from sdelab import results
     from sdelab.report.table import print_table
-    from sdelab.study import store
     out = Path(args.study_dir)
     if out.suffix in (".yaml", ".yml") and out.is_file():  # a study file: its output folder
         from sdelab.config import load_study, output_dir
         out = output_dir(load_study(out)[0])
-    if not store.finished_cells(out):
+    if not results.finished_folders(out):
         raise SdelabError("no finished run folders here", path=out)
     md = print_table(out, metric=args.metric)
-    store.write_text(out / "table.md", md)
+    fileio.write_text(out / "table.md", md)
     md_path, html_path = build_report(out, args.reference, args.bootstrap)
     print(f"wrote {md_path} and {html_path}")
     if args.publish:
@@ -180,7 +183,7 @@ def _report(args) -> int:
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("report.md", "report.html", "table.md", "study.yaml", "diagnostics.json"):
             if (out / name).exists():
-                store.write_text(dest / name, (out / name).read_text(encoding="utf-8"))
+                fileio.write_text(dest / name, (out / name).read_text(encoding="utf-8"))
         if (out / "plots").is_dir():
             shutil.rmtree(dest / "plots", ignore_errors=True)
             shutil.copytree(out / "plots", dest / "plots")
@@ -190,10 +193,9 @@ def _report(args) -> int:
 
 def _claims(args) -> int:
     from sdelab.report.claims import findings_markdown
-    from sdelab.study import store
     md = findings_markdown(args.claims, args.bootstrap)
     if args.out:
-        store.write_text(Path(args.out), md)
+        fileio.write_text(Path(args.out), md)
         print(f"wrote {args.out}")
     else:
         print(md, end="")

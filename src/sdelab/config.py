@@ -7,13 +7,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sdelab.design.reasoning import RationaleSource
 from sdelab.errors import SdelabError
 from sdelab.yamlio import load_yaml, validate
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class RationaleSource(_Strict):
+    """Where CoT / R-CoT rationales come from (study.rationales owns the cache and the teacher)."""
+    column: str | None = Field(None, description="Data column holding a rationale per example.")
+    teacher: str | None = Field(None, description="A model that writes missing rationales: catalog name, folder "
+                                                  "or .gguf (run locally).")
+    endpoint: str | None = Field(None, description="Or an OpenAI-compatible base URL (…/v1) whose `model` writes "
+                                                   "them.")
+    model: str | None = Field(None, description="The endpoint's model name.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint's key.")
+    prompt: str | None = Field(None, description="Teacher prompt with {instruction}, {input}, {answer}.")
+    max_new_tokens: int = Field(96, ge=8)
+    batch_size: int = Field(16, ge=1)
+
+    def teacher_id(self) -> str:
+        return f"endpoint:{self.endpoint}:{self.model}" if self.endpoint else f"model:{self.teacher}"
 
 
 class LoraSettings(_Strict):

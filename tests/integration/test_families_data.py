@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from sdelab.tasks import get_task
-from sdelab.tasks.readers import read_rows
+from sdelab.tasks.formats import read_rows
 
 from conftest import DATA_ROOT, needs_data
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sdelab import fileio
 from sdelab.cli import main
 from sdelab.report.claims import verdict
 
@@ -83,11 +84,11 @@ def test_a_correlation_with_a_constant_signal_is_inconclusive_not_unrun(tmp_path
     from sdelab.report.claims import Claim, _correlation
     from sdelab.study import store
     designs = ["d1", "d2", "d3", "d4"]
-    cells = [SimpleNamespace(size="100") for _ in designs]
+    cells = [SimpleNamespace(size="100", untuned=None) for _ in designs]
     groups = {(d, "100", "val"): SimpleNamespace(values=[0.1 * (i + 1)]) for i, d in enumerate(designs)}
     claim = Claim(id="c", paper="SDE", claim="k=0 does not predict", runs=".", kind="correlation")
     assert _correlation(claim, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]["verdict"] == "not run"
-    store.write_json(tmp_path / "diagnostics.json", {"ks": [0], "designs": {
+    fileio.write_json(tmp_path / "diagnostics.json", {"ks": [0], "designs": {
         d: {"prompt_ppl": 7.0 + i, "output_ppl": 2.0 + i, "icl": {"0": {"val": -0.0002 if i == 1 else 0.0}}}
         for i, d in enumerate(designs)}})
     row = _correlation(claim, tmp_path, cells, groups, {"val": "in_domain"}, "m")[0]

@@ -141,7 +141,7 @@ def test_head_cells_skip_designs_that_differ_only_in_the_response(tmp_path, tiny
     from sdelab.study.grid import expand_all
     p = study(tmp_path, tiny_model_dir, tiny_task_yaml, modeling=["generative", "discriminative"],
               designs=["es-sde", "es-sde+cot", "es-sde+num", "es-sde+complex"])
-    got = {sub.modeling: [c.design.name for c in cells_] for sub, cells_ in expand_all(load_study(p)[0], tmp_path)}
+    got = {s.study.modeling: [c.design.name for c in s.cells] for s in expand_all(load_study(p)[0], tmp_path)}
     assert got == {"generative": ["es-sde", "es-sde+cot", "es-sde+num", "es-sde+complex"],
                    "discriminative": ["es-sde", "es-sde+complex"]}
 
@@ -152,5 +152,5 @@ def test_a_cot_design_listed_first_does_not_stop_the_head_cells(tmp_path, tiny_m
     from sdelab.study.grid import expand_all
     p = study(tmp_path, tiny_model_dir, tiny_task_yaml, modeling=["generative", "discriminative"],
               designs=["es-sde+cot", "es-sde"])
-    got = {sub.modeling: [c.design.name for c in cells_] for sub, cells_ in expand_all(load_study(p)[0], tmp_path)}
+    got = {s.study.modeling: [c.design.name for c in s.cells] for s in expand_all(load_study(p)[0], tmp_path)}
     assert got == {"generative": ["es-sde+cot", "es-sde"], "discriminative": ["es-sde"]}

@@ -103,4 +103,4 @@ def test_evaluation_matrix_and_untuned_cells(tmp_path, tiny_model_dir, capsys):
     untuned = sorted(r["untuned"] for r in res if r["untuned"] is not None)
     assert untuned == [0, 2]
     table = (tmp_path / "runs" / "table.md").read_text()
-    assert "untuned, k=2" in table and "(cross-task)" in table and "(unseen template)" in table
+    assert "untuned k=2" in table and "(cross-task)" in table and "(ID, unseen template)" in table

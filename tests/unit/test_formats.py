@@ -5,7 +5,7 @@ import pytest
 
 import sdelab.tasks.formats as formats  # registers the layouts
 from sdelab.errors import SdelabError
-from sdelab.tasks.readers import FORMATS, READERS, read_rows
+from sdelab.tasks.formats import FORMATS, LAYOUTS, read_rows
 from sdelab.tasks.registry import load_task_file
 
 LAYOUTS = ["absa_xml", "sentihood", "genia", "genia_minus_test", "maven_sde", "sde_masa"]
@@ -111,7 +111,7 @@ def write(tmp_path, name, content):
 
 def test_every_layout_is_registered():
     for name in LAYOUTS:
-        assert name in FORMATS and name in READERS
+        assert name in FORMATS and name in LAYOUTS
 
 
 @pytest.mark.parametrize("pols,expect", [

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from sdelab.cli import main
-from sdelab.design.reasoning import RationaleSource, attach_rationales
+from sdelab.config import RationaleSource
+from sdelab.study.rationales import attach_rationales
 from sdelab.errors import SdelabError
 from sdelab.tasks import load_task_file
 
@@ -55,7 +56,7 @@ def test_local_teacher_writes_once_then_cache(tmp_path, tiny_model_dir, tiny_tas
     out = attach_rationales(task, ex, src, need=True)
     assert all(e.rationale for e in out)
     assert len(list((tmp_path / "cache" / "rationales").glob("*.json"))) == 3
-    import sdelab.design.reasoning as r
+    import sdelab.study.rationales as r
     monkeypatch.setattr(r, "_generate", lambda *a: pytest.fail("cached rationales must not be regenerated"))
     assert [e.rationale for e in attach_rationales(task, ex, src, need=True)] == [e.rationale for e in out]
 

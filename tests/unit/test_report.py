@@ -85,32 +85,41 @@ def test_paired_bootstrap_and_mcnemar_known_values():
     assert st.mcnemar(ca, ca) == 1.0
 
 
-def test_item_stats_reproduce_the_metrics():
-    from sdelab.metrics import aspect_metrics, span_metrics
-    rows = [{"gold": {"f": "positive", "p": "unmentioned"}, "parsed": {"f": "positive", "p": "negative"},
-             "error": None},
-            {"gold": {"f": "negative", "p": "neutral"}, "parsed": None, "error": "unparsable"},
-            {"gold": {"f": "neutral", "p": "positive"}, "parsed": {"f": "neutral", "p": "positive"}, "error": None}]
-    k = st.value("kappa", st.item_stats("kappa", rows))
-    ref = aspect_metrics([r["gold"] for r in rows], [r["parsed"] for r in rows], [r["parsed"] for r in rows],
-                         [r["error"] for r in rows], ["f", "p"])["kappa"]
-    assert k == pytest.approx(ref)
-    srows = [{"gold": [["protein", "IL-2"]], "parsed": [["protein", "IL-2"], ["dna", "x"]], "error": None},
-             {"gold": [["dna", "y"]], "parsed": [], "error": None}]
-    f1 = st.value("f1", st.item_stats("f1", srows))
-    assert f1 == pytest.approx(span_metrics([[tuple(x) for x in r["gold"]] for r in srows],
-                                            [[tuple(x) for x in r["parsed"]] for r in srows],
-                                            [None, None], [None, None])["f1"])
+def test_item_stats_of_a_cell_reduce_to_its_metrics():
+    """item_stats.json (from the prediction rows, strict) and metrics.json (from metrics.score) are one metric
+    definition: the report's statistics reduce to the value the cell wrote, format errors included."""
+    from sdelab.metrics import SPECS, aspect_metrics, span_metrics
+    from sdelab.results import PredictionRow, item_stats
+    rows = [PredictionRow("s", "0", {}, "", {"f": "positive", "p": "negative"}, {"f": "positive", "p": "negative"},
+                          {"f": "positive", "p": "unmentioned"}, None),
+            PredictionRow("s", "1", {}, "", None, {"f": "negative", "p": "neutral"}, {"f": "negative", "p": "neutral"},
+                          "unparsable"),
+            PredictionRow("s", "2", {}, "", {"f": "neutral", "p": "positive"}, {"f": "neutral", "p": "positive"},
+                          {"f": "neutral", "p": "positive"}, None)]
+    m = aspect_metrics([r.gold for r in rows], [r.parsed for r in rows], [r.lenient for r in rows],
+                       [r.error for r in rows], ["f", "p"])
+    got = item_stats(rows, {"s": {"primary": "kappa"}})["s"]
+    assert SPECS["kappa"].value(np.array(got.stats)) == pytest.approx(m["kappa"]) and got.ids == ["0", "1", "2"]
+    spans = [PredictionRow("s", "0", {}, "", [["protein", "IL-2"], ["dna", "x"]], [], [["protein", "IL-2"]], None),
+             PredictionRow("s", "1", {}, "", [], [], [["dna", "y"]], None)]
+    f1 = span_metrics([[tuple(x) for x in r.gold] for r in spans], [[tuple(x) for x in r.parsed] for r in spans],
+                      [None, None], [None, None])["f1"]
+    got = item_stats(spans, {"s": {"primary": "f1"}})["s"]
+    assert SPECS["f1"].value(np.array(got.stats)) == pytest.approx(f1) == pytest.approx(0.5)  # tp 1 of 2 predicted, 2 gold
 
 
 def test_majority_row_per_train_size_when_the_subsets_disagree():
+    from pathlib import Path
+
     from sdelab.report.table import summarize
+    from sdelab.results import CellRecord, SetMetrics
 
     def cell(size, label, acc):
-        return {"design": "es-sde", "train_size": size, "seed": 0, "eval": {"test": {
-            "primary": "accuracy", "accuracy": 0.7, "majority_baseline": {"label": label, "accuracy": acc}}}}
+        base = {"label": label, "accuracy": acc}
+        m = SetMetrics("accuracy", "in_domain", True, 0.0, 0, base, 10, {"accuracy": 0.7, "majority_baseline": base})
+        return CellRecord(Path("x"), "id", "", "es-sde", "generative", size, 0, None, {}, {"test": m}, None, {})
     _, rows = summarize([cell(250, "different", 0.46), cell(1000, "same", 0.54)])
-    assert [r[:2] + [r[3]] for r in rows if r[0] == "majority class"] == [["majority class", "1000", "0.540"],
-                                                                           ["majority class", "250", "0.460"]]
+    assert [r[:2] + [r[3]] for r in rows if r[0] == "majority class"] == [["majority class", "250", "0.460"],
+                                                                           ["majority class", "1000", "0.540"]]
     _, rows = summarize([cell(250, "same", 0.54), cell(1000, "same", 0.54)])
     assert [r[:2] + [r[3]] for r in rows if r[0] == "majority class"] == [["majority class", "-", "0.540"]]

@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from sdelab.design.options import Design
+from sdelab.design.sample import Sample, Segment
 from sdelab.tasks.task import CLASSIFICATION, UNMENTIONED, Example, Task
 
-SegmentKind = Literal["demos", "instruction", "input", "sep", "response"]
 ErrorKind = Literal["empty", "unparsable", "unknown_target", "unknown_label", "missing_target", "duplicate_target",
                     "truncated"]
 ERROR_KINDS: tuple[str, ...] = ErrorKind.__args__  # type: ignore[attr-defined]
@@ -58,23 +57,6 @@ HINTS = {  # appended to the instruction, so that No-inst designs carry none of 
 }
 WHAT = {("zh", "multi_aspect"): "方面", ("en", "multi_aspect"): "aspect", ("zh", "span_extraction"): "类型",
         ("en", "span_extraction"): "type"}
-
-
-@dataclass(frozen=True)
-class Segment:
-    text: str
-    kind: SegmentKind
-    trained: bool
-
-
-@dataclass(frozen=True)
-class Sample:
-    prompt: tuple[Segment, ...]  # what the model reads
-    response: Segment | None  # what the model writes (always trained); None for an evaluation prompt
-
-    @property
-    def prompt_text(self) -> str:
-        return "".join(s.text for s in self.prompt)
 
 
 class MissingRationale(ValueError):

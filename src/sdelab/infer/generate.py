@@ -4,13 +4,14 @@ The prefix every prompt shares is run once (see infer/prefix.py).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.prefix import batch_after_prefix, prefix_cache
+from sdelab.models.precision import autocast
 
 
 @dataclass
@@ -18,12 +19,6 @@ class Generation:
     text: str
     finished: bool  # ended with end-of-sequence or a stop string (False: hit max_new_tokens)
     new_tokens: int
-
-
-def autocast(precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.inference_mode()

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from sdelab.design.codec import Sample
-from sdelab.infer.generate import autocast
+from sdelab.design.sample import Sample
+from sdelab.models.precision import autocast
 from sdelab.models.tokenize import IGNORE, Formatter, encode_train, pad_batch, response_ids
 
 

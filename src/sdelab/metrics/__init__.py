@@ -1,13 +1,15 @@
 """Task metrics by family; every result carries its primary metric's name ('primary')."""
 from __future__ import annotations
 
-from sdelab.metrics.aspects import aspect_majority_baseline, aspect_metrics, weighted_kappa
-from sdelab.metrics.classification import classification_metrics, majority_baseline
-from sdelab.metrics.generation import generation_metrics
-from sdelab.metrics.spans import span_metrics
+from sdelab.metrics.aspects import KAPPA, aspect_majority_baseline, aspect_metrics, weighted_kappa
+from sdelab.metrics.classification import ACCURACY, classification_metrics, majority_baseline
+from sdelab.metrics.generation import ROUGE_L, generation_metrics
+from sdelab.metrics.spans import F1, span_metrics
+from sdelab.metrics.spec import MetricSpec
 
 PRIMARY = {"single_classification": "accuracy", "pair_classification": "accuracy", "multi_aspect": "kappa",
            "span_extraction": "f1", "text_generation": "rougeL"}
+SPECS: dict[str, MetricSpec] = {s.name: s for s in (ACCURACY, KAPPA, F1, ROUGE_L)}  # by primary metric name
 
 
 def score(task, gold: list, preds: list, errors: list[str | None], train_gold: list) -> dict:
@@ -30,5 +32,5 @@ def score(task, gold: list, preds: list, errors: list[str | None], train_gold: l
     return m
 
 
-__all__ = ["PRIMARY", "score", "weighted_kappa", "aspect_metrics", "span_metrics", "generation_metrics",
+__all__ = ["PRIMARY", "SPECS", "MetricSpec", "score", "weighted_kappa", "aspect_metrics", "span_metrics", "generation_metrics",
            "classification_metrics", "majority_baseline"]

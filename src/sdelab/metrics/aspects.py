@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 
+from sdelab.metrics.spec import MetricSpec
 from sdelab.tasks.task import UNMENTIONED
 
 ORDER = ("positive", "neutral", "negative", UNMENTIONED)
@@ -17,22 +18,46 @@ PAPER_WEIGHTS = np.array([[1, .5, 0, .5],
 INVALID = "<invalid>"  # a slot of an example whose output had a format error, under strict scoring
 
 
+def kappa_from_confusion(obs: np.ndarray, weights=PAPER_WEIGHTS) -> np.ndarray:
+    """Cohen's kappa with agreement weights W (1 = full agreement) of each confusion matrix in `obs` ([b, k, k + 1]:
+    rows gold, columns prediction, the last column predictions outside the labels, weight 0 against every gold
+    label): (p_o - p_e) / (1 - p_e), where p_o = sum W*O / N and p_e = sum W*E / N with E the outer product of the
+    marginals / N. NaN where there are no items or p_e = 1."""
+    k = obs.shape[1]
+    w = np.hstack([weights, np.zeros((k, 1))])
+    tot = obs.sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exp = obs.sum(2)[:, :, None] * obs.sum(1)[:, None, :] / tot[:, None, None]
+        po = (w * obs).sum(axis=(1, 2)) / tot
+        pe = (w * exp).sum(axis=(1, 2)) / tot
+        return np.where(pe != 1, (po - pe) / (1 - pe), np.nan)
+
+
+_INDEX = {lab: i for i, lab in enumerate(ORDER)}
+
+
+def _slots(gold: dict, pred: dict | None) -> list[float]:
+    """The item's aspects as counts in the flattened gold x prediction confusion matrix (strict: no prediction,
+    every slot invalid)."""
+    out = [0.0] * (len(ORDER) * (len(ORDER) + 1))
+    for aspect, g in gold.items():
+        p = pred[aspect] if pred is not None else INVALID
+        out[_INDEX[g] * (len(ORDER) + 1) + _INDEX.get(p, len(ORDER))] += 1
+    return out
+
+
+KAPPA = MetricSpec("kappa", _slots,
+                   lambda sums, n: kappa_from_confusion(sums.reshape(-1, len(ORDER), len(ORDER) + 1)))
+
+
 def weighted_kappa(gold: list[str], pred: list[str], labels=ORDER, weights=PAPER_WEIGHTS) -> float:
-    """Cohen's kappa with agreement weights W (1 = full agreement): (p_o - p_e) / (1 - p_e), where
-    p_o = sum W*O / N and p_e = sum W*E / N with E the outer product of the marginals / N. A prediction outside
-    `labels` (a format error) gets weight 0 against every gold label."""
+    """Weighted kappa of aligned label lists (a prediction outside `labels` is a format error)."""
     k = len(labels)
     idx = {lab: i for i, lab in enumerate(labels)}
     obs = np.zeros((k, k + 1))
     for g, p in zip(gold, pred):
         obs[idx[g], idx.get(p, k)] += 1
-    n = obs.sum()
-    if n == 0:
-        return float("nan")
-    w = np.hstack([weights, np.zeros((k, 1))])
-    exp = np.outer(obs.sum(1), obs.sum(0)) / n
-    po, pe = (w * obs).sum() / n, (w * exp).sum() / n
-    return float((po - pe) / (1 - pe)) if pe != 1 else float("nan")
+    return float(kappa_from_confusion(obs[None], weights)[0])
 
 
 def aspect_metrics(gold: list[dict], strict: list[dict | None], lenient: list[dict | None],
@@ -47,7 +72,7 @@ def aspect_metrics(gold: list[dict], strict: list[dict | None], lenient: list[di
 
     def scores(preds):
         g, p = flat(preds)
-        return {"kappa": weighted_kappa(g, p), "slot_accuracy": float(np.mean([x == y for x, y in zip(g, p)])),
+        return {"kappa": KAPPA.score(gold, preds), "slot_accuracy": float(np.mean([x == y for x, y in zip(g, p)])),
                 "exact_match": float(np.mean([pd is not None and all(pd[a] == gd[a] for a in aspects)
                                               for gd, pd in zip(gold, preds)]))}
 

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import f1_score
+
+from sdelab.metrics.spec import MetricSpec, mean_of_items
+
+ACCURACY = MetricSpec("accuracy", lambda gold, pred: [float(pred is not None and pred == gold)], mean_of_items)
 
 
 def classification_metrics(gold: list[str], strict: list[str | None], lenient: list[str | None],
@@ -14,7 +18,7 @@ def classification_metrics(gold: list[str], strict: list[str | None], lenient: l
 
     def score(pred):
         p = [x if x is not None else none for x in pred]
-        return {"accuracy": float(accuracy_score(gold, p)),
+        return {"accuracy": ACCURACY.score(gold, pred),
                 "macro_f1": float(f1_score(gold, p, labels=labels, average="macro", zero_division=0))}
 
     s, l_ = score(strict), score(lenient)
@@ -33,5 +37,5 @@ def majority_baseline(train_labels: list[str], gold: list[str], labels: list[str
     """Accuracy and macro-F1 of always answering the training set's most frequent label."""
     top = Counter(train_labels).most_common(1)[0][0]
     pred = [top] * len(gold)
-    return {"label": top, "accuracy": float(accuracy_score(gold, pred)),
+    return {"label": top, "accuracy": ACCURACY.score(gold, pred),
             "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0))}

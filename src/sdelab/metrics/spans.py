@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
+from sdelab.metrics.spec import MetricSpec
+
 
 def soft_match(a: str, b: str, threshold: float = 0.5) -> bool:
     a, b = a.strip().lower(), b.strip().lower()
@@ -29,15 +33,27 @@ def _count(gold: list[tuple], pred: list[tuple], soft: bool) -> tuple[int, int, 
     return tp, len(pred), len(gold)
 
 
+def prf_from_counts(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Micro precision, recall and F1 of summed (true positives, predicted, gold) counts ([b, 3]); 0 where a
+    denominator is 0."""
+    tp, npred, ngold = sums[:, 0], sums[:, 1], sums[:, 2]
+    p = np.divide(tp, npred, out=np.zeros_like(tp), where=npred > 0)
+    r = np.divide(tp, ngold, out=np.zeros_like(tp), where=ngold > 0)
+    return p, r, np.divide(2 * p * r, p + r, out=np.zeros_like(tp), where=(p + r) > 0)
+
+
+def _pairs(spans) -> list[tuple]:
+    return [tuple(x) for x in spans or ()]  # (JSON rows hold [type, text] lists)
+
+
+F1 = MetricSpec("f1", lambda gold, pred: list(_count(_pairs(gold), _pairs(pred), soft=False)),
+                lambda sums, n: prf_from_counts(sums)[2])
+
+
 def prf(gold: list[tuple], preds: list[tuple | None], soft: bool) -> dict:
-    tp = np_ = ng = 0
-    for g, p in zip(gold, preds):
-        a, b, c = _count(list(g), list(p or ()), soft)
-        tp, np_, ng = tp + a, np_ + b, ng + c
-    precision = tp / np_ if np_ else 0.0
-    recall = tp / ng if ng else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
+    counts = np.array([_count(_pairs(g), _pairs(p), soft) for g, p in zip(gold, preds)], dtype=float)
+    p, r, f1 = prf_from_counts(counts.reshape(-1, 3).sum(0, keepdims=True))
+    return {"precision": float(p[0]), "recall": float(r[0]), "f1": float(f1[0])}
 
 
 def span_metrics(gold: list[tuple], strict: list[tuple | None], lenient: list[tuple | None],

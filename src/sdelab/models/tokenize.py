@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sdelab.design.codec import Sample, Segment
+from sdelab.design.sample import Sample, Segment
 from sdelab.errors import SdelabError
 
 IGNORE = -100

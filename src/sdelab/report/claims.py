@@ -18,10 +18,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdelab import fileio
 from sdelab.errors import SdelabError
 from sdelab.report import stats as st
-from sdelab.report.build import _label, _size_key, _stats, constant, group_cells, load_cells, prompt_signals
-from sdelab.study import store
+from sdelab.report.records import group_cells, load_cells, set_label, stacked, trained_sizes
+from sdelab.report.sections import constant, prompt_signals
 from sdelab.yamlio import load_yaml, validate
 
 
@@ -88,12 +89,12 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
     if not cells:
         return [{"claim": claim, "set": "-", "size": "-", "result": "not run yet", "verdict": "not run"}]
     groups = group_cells(cells)
-    kinds = {s: m.get("kind", "in_domain") for c in cells for s, m in c.metrics["eval"].items()}
+    kinds = {s: m.kind for c in cells for s, m in c.eval.items()}
     model = cells[0].config.get("model", "?")
     if claim.kind == "correlation":
         return _correlation(claim, out_dir, cells, groups, kinds, model)
     a, b = _arm(claim.a), _arm(claim.b)
-    trained = sorted({c.size for c in cells if not c.size.startswith("untuned")}, key=_size_key)
+    trained = trained_sizes(cells)
     # an arm without a size takes the other arm's trained size, or every trained size (against an untuned arm)
     fixed = a.size or b.size
     free = trained if not fixed or fixed.startswith("untuned") else [fixed]
@@ -106,7 +107,7 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
         sets = claim.sets or sorted(sets_a & sets_b) or sorted(sets_a | sets_b)
         for s in sets:
             ga, gb = groups.get((a.design, size_a, s)), groups.get((b.design, size_b, s))
-            label = _label(s, kinds[s]) if s in kinds else s  # a set no cell has scored: kind unknown
+            label = set_label(s, kinds[s]) if s in kinds else s  # a set no cell has scored: kind unknown
             size = size_a if size_a == size_b else f"{size_a} vs {size_b}"
             common = sorted(set(ga.items) & set(gb.items)) if ga and gb else []
             if not common:
@@ -114,8 +115,8 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
                 rows.append({"claim": claim, "set": label, "size": size, "result": f"no {missing} yet",
                              "verdict": "not run"})
                 continue
-            primary = next(c.metrics["eval"][s]["primary"] for c in cells if s in c.metrics["eval"])
-            sa, sb = _stats(ga, common), _stats(gb, common)
+            primary = next(c.eval[s].primary for c in cells if s in c.eval)
+            sa, sb = stacked(ga, common), stacked(gb, common)
             diff, lo, hi, p = st.paired_difference(primary, sa, sb, n_boot)
             seeds = sorted({k[0] for k in common})
             rows.append({"claim": claim, "set": label, "size": size, "verdict": verdict(claim.expect, lo, hi,
@@ -130,8 +131,8 @@ def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model) -> li
     path = out_dir / "diagnostics.json"
     if not path.exists():
         return [{"claim": claim, "set": "-", "size": "-", "result": "no diagnostics.json yet", "verdict": "not run"}]
-    diag = store.read_json(path)
-    trained = sorted({c.size for c in cells if not c.size.startswith("untuned")}, key=_size_key)
+    diag = fileio.read_json(path)
+    trained = trained_sizes(cells)
     size = trained[-1] if trained else None
     sets = claim.sets or [s for s in sorted(kinds) if kinds[s] == "in_domain"][:1]
     rows = []
@@ -141,7 +142,7 @@ def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model) -> li
         if xs is None:
             raise SdelabError(f"unknown prompt signal '{claim.signal}' (have: {', '.join(signals)})",
                               field=f"claims.{claim.id}.signal")
-        label = _label(s, kinds.get(s, "in_domain"))
+        label = set_label(s, kinds.get(s, "in_domain"))
         if len(tuned) < 3:
             rows.append({"claim": claim, "set": label, "size": size, "verdict": "not run",
                          "result": f"{len(tuned)} designs with both scores (need 3)"})

@@ -1,55 +1,36 @@
-"""The results table, read from run folders only: a metric per design x train size x evaluation set,
-mean ± sd over seeds, with the majority-class baseline."""
+"""The quick results table printed after a run, from the cells' records: a metric per design x train size x
+evaluation set, mean ± sd over seeds, with the majority-class baseline (labels as the report writes them)."""
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from sdelab.study import store
+from sdelab.report.records import kind_label, majority
+from sdelab.results import CellRecord, finished_folders, read_cell
 
 
-def collect(out_dir: Path, folders: list[Path] | None = None) -> list[dict]:
-    """metrics.json of the given cell folders (default: every finished cell under out_dir)."""
-    return [store.read_json(p / "metrics.json") for p in (folders or store.finished_cells(out_dir))]
-
-
-def summarize(results: list[dict], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+def summarize(cells: list[CellRecord], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one row per (design, train size), one column per evaluation set; `metric` None means
     each set's primary metric (accuracy, kappa, F1, ROUGE-L)."""
-    sets: list[str] = []
-    names: dict[str, str] = {}
+    sets: dict[str, str] = {}  # key -> column title
     groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    errors: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    majority: dict[str, dict[str, float]] = defaultdict(dict)  # train size -> set -> baseline
-    for r in results:
-        size = f"untuned, k={r['untuned']}" if r.get("untuned") is not None else str(r["train_size"])
-        key = ((r.get("variant") + " " if r.get("variant") else "") + r["design"], size)
-        for name, m in r["eval"].items():
-            if name not in sets:
-                sets.append(name)
-            met = metric or m.get("primary", "accuracy")
-            tag = {"out_of_domain": " (OOD)", "cross_task": " (cross-task)"}.get(m.get("kind"), "")
-            if m.get("template_seen") is False:
-                tag += " (unseen template)"
-            names[name] = f"{name}{tag} {met}"
-            groups[key][name].append(m[met])
-            errors[key][name].append(m.get("format_error_rate", 0.0))
-            base = m.get("majority_baseline")
-            if base and met in base:
-                majority[size].setdefault(name, base[met])
-    header = ["design", "train size", "seeds"] + [names[s] for s in sets] + ["format errors"]
+    errors: dict[tuple, list[float]] = defaultdict(list)
+    for c in cells:
+        for name, m in c.eval.items():
+            kind = m.kind + (":unseen-template" if m.template_seen is False else "")
+            tag = "" if kind == "in_domain" else f" ({kind_label(kind)})"
+            sets.setdefault(name, f"{name}{tag} {metric or m.primary}")
+            groups[(c.label, c.size)][name].append(m.values[metric or m.primary])
+            errors[(c.label, c.size)].append(m.format_error_rate)
+    header = ["design", "train size", "seeds", *sets.values(), "format errors"]
     rows = []
     for (design, size), by_set in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         n = max(len(v) for v in by_set.values())
-        cells = [_mean_sd(by_set.get(s, [])) for s in sets]
-        fe = [x for s in sets for x in errors[(design, size)].get(s, [])]
-        rows.append([design, size, str(n), *cells, f"{100 * statistics.fmean(fe):.1f}%" if fe else "-"])
-    # one row, or one per train size when subsets of different sizes have different majority labels
-    by_size = {size: tuple(f"{b[s]:.3f}" if s in b else "-" for s in sets) for size, b in majority.items()}
-    if len(set(by_size.values())) == 1:
-        by_size = {"-": next(iter(by_size.values()))}
-    rows += [["majority class", size, "-", *vals, "-"] for size, vals in sorted(by_size.items())]
+        fe = errors[(design, size)]
+        rows.append([design, size, str(n), *(_mean_sd(by_set.get(s, [])) for s in sets),
+                     f"{100 * statistics.fmean(fe):.1f}%" if fe else "-"])
+    rows += [["majority class", size, "-", *vals, "-"] for size, vals in majority(cells, list(sets), metric).items()]
     return header, rows
 
 
@@ -63,11 +44,12 @@ def _mean_sd(xs: list[float]) -> str:
 
 def print_table(out_dir: Path, metric: str | None = None, title: str | None = None,
                 folders: list[Path] | None = None) -> str:
-    """Print the table with rich and return it as markdown."""
+    """Print the table of the given cell folders (default: every finished cell under out_dir) with rich and
+    return it as markdown."""
     from rich.console import Console
     from rich.table import Table
 
-    header, rows = summarize(collect(out_dir, folders), metric)
+    header, rows = summarize([read_cell(f) for f in (folders or finished_folders(out_dir))], metric)
     table = Table(title=title or str(out_dir))
     for h in header:
         table.add_column(h)
@@ -77,3 +59,4 @@ def print_table(out_dir: Path, metric: str | None = None, title: str | None = No
     md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
     md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
     return md
+

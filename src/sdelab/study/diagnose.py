@@ -8,11 +8,13 @@ import math
 import statistics
 from dataclasses import replace
 
-from sdelab.design.reasoning import attach_rationales
+from sdelab import fileio
 from sdelab.infer.perplexity import sample_nll
-from sdelab.models.load import load_causal_lm
-from sdelab.study import store
-from sdelab.study.runner import Context, build_samples, evaluate
+from sdelab.metrics import PRIMARY
+from sdelab.study.context import Context, build_samples
+from sdelab.study.evaluate import evaluate
+from sdelab.study.modeling import MODELINGS, base_lm
+from sdelab.study.rationales import attach_rationales
 from sdelab.tasks.task import subset
 
 DIAGNOSTICS = "diagnostics.json"
@@ -27,8 +29,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
     Each design's result is kept in `diagnostics.partial.json` as soon as it is measured, so a stopped run resumes
     at the next design (the untuned model babbles to its generation budget: a design can take minutes). The file
     holds only scores, so it can be committed with the run folder and a run resumed from another checkout."""
-    if ctx.base_lm is None:
-        ctx.base_lm = load_causal_lm(ctx.model, ctx.precision)
+    lm = base_lm(ctx)
     train_size = ctx.study.train_sizes[0]
     seed = ctx.study.seeds[0]
     train = subset(ctx.train_pool, None if train_size == "all" else int(train_size), seed)
@@ -43,7 +44,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
                 "icl_max_length": {str(k): c.formatter.max_length for k, c in icl_ctx.items()}}
     out = {**settings, "designs": {}}
     partial = ctx.out_dir / PARTIAL
-    kept = store.read_json(partial) if partial.exists() else {}
+    kept = fileio.read_json(partial) if partial.exists() else {}
     if {k: v for k, v in kept.items() if k != "designs"} == settings:  # measured with the same settings
         out["designs"] = kept["designs"]
     for d in ctx.designs:
@@ -54,7 +55,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
         ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none")
         # (the demonstrations of a CoT design get theirs where they are chosen: build_samples)
         samples = build_samples(ctx, ctx.task, d, ex, train, seed)
-        nll = sample_nll(ctx.base_lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
+        nll = sample_nll(lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)
         prompt = statistics.fmean(x for x, _ in nll if not math.isnan(x))
         output = statistics.fmean(y for _, y in nll)
         icl, errors = {}, {}
@@ -62,20 +63,16 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
             dk = replace(d, demos=k) if k else d
             icl[str(k)], errors[str(k)] = {}, {}
             for t in targets:
-                m = evaluate(c, c.base_lm, dk, t, train, seed)[0]
-                icl[str(k)][t.key] = round(m[t_primary(ctx, t)], 6)
+                m = evaluate(c, MODELINGS["untuned"], lm, dk, t, train, seed)[0]
+                icl[str(k)][t.key] = round(m[PRIMARY[t.task.spec.family]], 6)
                 # a score of 0 says little by itself: no answer in the design's format, or wrong answers
                 errors[str(k)][t.key] = round(m["format_error_rate"], 4)
         out["designs"][d.name] = {"prompt_nll": round(prompt, 6), "prompt_ppl": round(math.exp(prompt), 4),
                                   "output_nll": round(output, 6), "output_ppl": round(math.exp(output), 4),
                                   "icl": icl, "icl_format_errors": errors}
-        store.write_json(partial, out)
+        fileio.write_json(partial, out)
     out["designs"] = {d.name: out["designs"][d.name] for d in ctx.designs}  # the study's designs, in its order
-    store.write_json(ctx.out_dir / DIAGNOSTICS, out)
+    fileio.write_json(ctx.out_dir / DIAGNOSTICS, out)
     partial.unlink(missing_ok=True)
     return out
 
-
-def t_primary(ctx: Context, target) -> str:
-    from sdelab.metrics import PRIMARY
-    return PRIMARY[target.task.spec.family]

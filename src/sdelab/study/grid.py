@@ -7,8 +7,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sdelab.config import Study
+from sdelab.config import Study, substudies
 from sdelab.design.options import Design, expand_designs
+from sdelab.errors import SdelabError
+from sdelab.tasks.registry import get_task
+from sdelab.tasks.task import Task
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,30 @@ def cell_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
 
-def study_designs(study: Study, task) -> list[Design]:
-    """The study's designs, checked against the task's family (and using the task's own heuristic)."""
-    return expand_designs(study.designs, task.spec.family, task.spec.heuristic)
+@dataclass(frozen=True)
+class SubStudy:
+    """One scalar sub-study, resolved once: its settings, task, designs and cells (read-only afterwards)."""
+    study: Study
+    task: Task
+    designs: tuple[Design, ...]
+    cells: tuple[Cell, ...]
 
 
-def expand_all(study: Study, base_dir=None) -> list[tuple[Study, list[Cell]]]:
+def study_designs(study: Study, task: Task) -> list[Design]:
+    """The study's designs, checked against the task's family (and using the task's own heuristic); the same
+    design listed twice (e.g. a preset and a one-factor sweep around it) once; for a classification head, one
+    design per distinct prompt."""
+    unique: dict[str, Design] = {}
+    for d in expand_designs(study.designs, task.spec.family, task.spec.heuristic):
+        if d.name in unique and unique[d.name] != d:
+            raise SdelabError(f"two different designs are both named '{d.name}'", field="designs")
+        unique.setdefault(d.name, d)
+    designs = list(unique.values())
+    return prompt_distinct(designs) if study.modeling == "discriminative" else designs
+
+
+def expand_all(study: Study, base_dir=None) -> list[SubStudy]:
     """Every (scalar) sub-study of a study with its cells, in a deterministic order."""
-    from sdelab.config import substudies
-    from sdelab.tasks.registry import get_task
     out = []
     for axes, sub in substudies(study):
         task = get_task(sub.task, base_dir)
@@ -50,9 +68,7 @@ def expand_all(study: Study, base_dir=None) -> list[tuple[Study, list[Cell]]]:
                  "modeling": {"generative": "gen", "discriminative": "cls"}[sub.modeling]}
         tag = "__".join(names[k] if k in names else f"{k}={v}" for k, v in axes.items())
         designs = study_designs(sub, task)
-        if sub.modeling == "discriminative":
-            designs = prompt_distinct(designs)
-        out.append((sub, expand(sub, designs, tag)))
+        out.append(SubStudy(sub, task, tuple(designs), tuple(expand(sub, designs, tag))))
     return out
 
 
@@ -93,13 +109,7 @@ def _without_demos(design: Design) -> Design:
 
 
 def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]:
-    unique: dict[str, Design] = {}
-    for d in designs:  # the same design listed twice (e.g. a preset and a one-factor sweep around it) runs once
-        if d.name in unique and unique[d.name] != d:
-            from sdelab.errors import SdelabError
-            raise SdelabError(f"two different designs are both named '{d.name}'", field="designs")
-        unique.setdefault(d.name, d)
-    designs = list(unique.values())
+    """The cells of a scalar study over its (distinct) designs."""
     cells, untuned_seen = [], set()
     for design in designs:
         for size in study.train_sizes:

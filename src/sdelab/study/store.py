@@ -3,29 +3,24 @@ is always a finished cell; an interrupted one resumes from what its '.partial' f
 checkpoint, each evaluation set already scored)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from sdelab.errors import SdelabError
+from sdelab.fileio import write_text
+from sdelab.results import METRICS, PARTIAL
 
-PARTIAL = ".partial"
-ITEM_STATS = "item_stats.json"  # per-item sufficient statistics: what the report needs, without inputs
 
 
 def finished(out_dir: Path, folder_name: str) -> Path | None:
     """The finished folder of a cell, found by its id (the folder name's last part), so a cell is never redone
     even if its folder was named differently (e.g. by a study that now sweeps one more axis)."""
-    if (out_dir / folder_name / "metrics.json").exists():
+    if (out_dir / folder_name / METRICS).exists():
         return out_dir / folder_name
     cell_id = folder_name.rsplit("__", 1)[-1]
     for p in sorted(out_dir.glob(f"*__{cell_id}")) if out_dir.exists() else []:
-        if (p / "metrics.json").exists():
+        if (p / METRICS).exists():
             return p
     return None
 
@@ -85,39 +80,3 @@ def commit(work: Path) -> Path:
         shutil.rmtree(final)
     os.replace(work, final)
     return final
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
-
-
-def write_yaml(path: Path, obj: Any) -> None:
-    write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: a reader never sees half a file."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise SdelabError(f"cannot write: {e.strerror}", path=path) from None
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def finished_cells(out_dir: Path) -> list[Path]:
-    if not out_dir.exists():
-        return []
-    return sorted(p for p in out_dir.iterdir() if p.is_dir() and (p / "metrics.json").exists()
-                  and not p.name.endswith(PARTIAL))

@@ -24,18 +24,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sdelab.errors import SdelabError
-from sdelab.tasks.readers import FORMATS, READERS, Row, jsonl_objects
+from sdelab.tasks import readers
+from sdelab.tasks.readers import Row, jsonl_objects
 
 UNMENTIONED_RAW = "unmentioned"  # the raw value the readers write for an aspect a sentence does not mention
 CONFLICT_RAW = "conflict"  # the raw value of an aspect with both positive and negative opinions
 OUT_OF_SCOPE_RAW = "out_of_scope"  # SemEval-2016 sentences marked OutOfScope (not annotated): drop them
 
 
+LAYOUTS: dict[str, Callable] = {}  # format name -> fn(text, path) -> list[Row]; FORMATS adds the plain ones
+
+
 def register(name: str) -> Callable:
     def deco(fn):
-        READERS[name] = fn
-        if name not in FORMATS:
-            FORMATS.append(name)
+        LAYOUTS[name] = fn
         return fn
     return deco
 
@@ -325,13 +327,12 @@ GENIA_TEST_FILE = "genia_test.json"
 def read_genia_minus_test(text: str, path: Path) -> list[Row]:
     """`genia`, without the sentences whose text also occurs in genia_test.json in the same folder (to train on
     another split's dev set without leaking test sentences)."""
-    from sdelab.tasks.readers import read_text
     test_path = path.parent / GENIA_TEST_FILE
     if not test_path.exists():
         raise SdelabError(f"genia_minus_test needs {GENIA_TEST_FILE} next to the file", path=test_path)
     if test_path.resolve() == path.resolve():
         raise SdelabError(f"genia_minus_test would drop every sentence of {GENIA_TEST_FILE} itself", path=path)
-    test_texts = {r.values["text"] for r in read_genia(read_text(test_path), test_path)}
+    test_texts = {r.values["text"] for r in read_genia(readers.read_text(test_path), test_path)}
     return [r for r in read_genia(text, path) if r.values["text"] not in test_texts]
 
 
@@ -428,5 +429,13 @@ def read_sde_masa(text: str, path: Path) -> list[Row]:
     return rows
 
 
-__all__ = ["register", "Row", "Path", "combine_polarities", "genia_type", "UNMENTIONED_RAW", "CONFLICT_RAW",
+FORMATS: dict[str, Callable] = {**readers.READERS, **LAYOUTS}  # every `format:` a task may name
+
+
+def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] | None = None) -> list[Row]:
+    """Rows of a data file in a plain format or a data-set layout (readers.read_rows with FORMATS)."""
+    return readers.read_rows(path, fmt, columns, FORMATS)
+
+
+__all__ = ["register", "read_rows", "FORMATS", "Row", "Path", "combine_polarities", "genia_type", "UNMENTIONED_RAW", "CONFLICT_RAW",
            "OUT_OF_SCOPE_RAW", "SEMEVAL16_ENTITIES", "SENTIHOOD_ASPECTS", "GENIA_TYPES"]

@@ -9,11 +9,10 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from sdelab.errors import SdelabError
 
-FORMATS = ["jsonl", "json", "csv", "tsv", "prefixed"]  # extended by sdelab.tasks.formats (data-set layouts)
-READERS: dict = {}  # format name -> fn(text, path) -> list[Row], for the data-set layouts
 _EXT = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
 
 
@@ -27,7 +26,7 @@ def guess_format(path: Path) -> str:
     fmt = _EXT.get(path.suffix.lower())
     if fmt is None:
         raise SdelabError(f"cannot tell the format from the extension '{path.suffix}'; set 'format' to one of "
-                          f"{', '.join(FORMATS)}", path=path)
+                          f"{', '.join(READERS)} or a data-set layout (docs/data.md)", path=path)
     return fmt
 
 
@@ -47,20 +46,17 @@ def read_text(path: Path) -> str:
     return text
 
 
-def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] | None = None) -> list[Row]:
+def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] | None = None,
+              readers: dict[str, Callable] | None = None) -> list[Row]:
     """Rows of `path` as {field: value}. `columns` maps field name -> column (key) name in the file;
-    fields not in the map are read from the column of the same name."""
+    fields not in the map are read from the column of the same name. `readers`: format name -> fn(text, path)
+    (default: the plain formats of READERS; sdelab.tasks.formats passes the data-set layouts too)."""
     path = Path(path)
+    readers = READERS if readers is None else readers
     fmt = fmt or guess_format(path)
-    import sdelab.tasks.formats  # noqa: F401  (registers the data-set layouts)
-    if fmt not in FORMATS:
-        raise SdelabError(f"unknown format '{fmt}'; known: {', '.join(FORMATS)}", path=path, field="format")
-    text = read_text(path)
-    if fmt in READERS:
-        rows = READERS[fmt](text, path)
-    else:
-        rows = {"jsonl": _jsonl, "json": _json_array, "csv": _delimited, "tsv": _delimited,
-                "prefixed": _prefixed}[fmt](text, path, fmt)
+    if fmt not in readers:
+        raise SdelabError(f"unknown format '{fmt}'; known: {', '.join(readers)}", path=path, field="format")
+    rows = readers[fmt](read_text(path), path)
     if not rows:
         raise SdelabError("the data file holds no rows", path=path)
     if columns:
@@ -110,11 +106,11 @@ def jsonl_objects(text: str, path: Path) -> list[tuple[int, dict]]:
     return out
 
 
-def _jsonl(text: str, path: Path, fmt: str) -> list[Row]:
+def _jsonl(text: str, path: Path) -> list[Row]:
     return [_obj_row(obj, path, i) for i, obj in jsonl_objects(text, path)]
 
 
-def _json_array(text: str, path: Path, fmt: str) -> list[Row]:
+def _json_array(text: str, path: Path) -> list[Row]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -173,7 +169,7 @@ def _delimited(text: str, path: Path, fmt: str) -> list[Row]:
     return rows
 
 
-def _prefixed(text: str, path: Path, fmt: str) -> list[Row]:
+def _prefixed(text: str, path: Path) -> list[Row]:
     """'<label> <text>' per line (the SST-2 stsa.binary files)."""
     rows = []
     for i, line in enumerate(text.splitlines(), 1):
@@ -193,3 +189,7 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+READERS: dict[str, Callable] = {"jsonl": _jsonl, "json": _json_array, "csv": lambda t, p: _delimited(t, p, "csv"),
+                                "tsv": lambda t, p: _delimited(t, p, "tsv"), "prefixed": _prefixed}

@@ -10,8 +10,8 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sdelab.errors import SdelabError
-from sdelab.tasks.readers import FORMATS, Row, read_rows
-import sdelab.tasks.formats  # noqa: F401,E402,I001  (registers the data-set layouts before `format:` is checked)
+from sdelab.tasks.formats import FORMATS, read_rows
+from sdelab.tasks.readers import Row
 
 Family = Literal["single_classification", "pair_classification", "multi_aspect", "span_extraction",
                  "text_generation"]
@@ -36,7 +36,7 @@ class TemplateSpec(_Strict):
 class SplitSpec(_Strict):
     path: str = Field(description="Data file. '{data_root}/...' is read from the data root, other relative "
                                   "paths from the task YAML's folder.")
-    format: str | None = Field(None, description="File format (sdelab.tasks.readers.FORMATS); guessed from the "
+    format: str | None = Field(None, description="File format (sdelab.tasks.formats.FORMATS); guessed from the "
                                                  "extension when omitted.")
     columns: dict[str, str] | None = Field(None, description="field -> column in the file (overrides the task's).")
     rows: str | None = Field(None, description="A slice 'start:end' of the file's rows (to split one file).")

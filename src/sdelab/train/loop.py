@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from sdelab.infer.generate import autocast
+from sdelab.models.precision import autocast
 from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
 from sdelab.train.batching import collate, length_grouped_batches
 
@@ -43,6 +43,16 @@ class TrainSettings:
     log_every: int = 10
     tracking: tuple[str, ...] = ()  # 'tensorboard' and/or 'mlflow': Accelerate's trackers, besides train_log.jsonl
     checkpoint_every: float = 600.0  # seconds between checkpoints (when a checkpoint path is given)
+
+    @classmethod
+    def from_section(cls, section: dict, precision: str, checkpoint_every: float) -> TrainSettings:
+        """From a study's `train:` section (config.TrainSection dumped): the same names, `lora.x` as `lora_x`, the
+        resolved precision; what the loop does not use (max_length: applied when samples are encoded) is left."""
+        flat = {**{k: v for k, v in section.items() if k != "lora"},
+                **{f"lora_{k}": v for k, v in section["lora"].items()},
+                "precision": precision, "checkpoint_every": checkpoint_every}
+        flat["tracking"] = tuple(flat.get("tracking", ()))
+        return cls(**{k: v for k, v in flat.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -109,7 +119,7 @@ def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
     """LoRA on the backbone; for SEQ_CLS, peft also trains the new head in full (its `modules_to_save`)."""
     from peft import LoraConfig, get_peft_model
 
-    from sdelab.models.load import quiet_transformers
+    from sdelab.models.quiet import quiet_transformers
     torch.manual_seed(seed)
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
                      target_modules=s.lora_targets, task_type=task_type)

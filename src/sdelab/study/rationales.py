@@ -14,9 +14,9 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from sdelab.config import RationaleSource
 from sdelab.design.codec import answer_text, input_text, instruction_text
 from sdelab.design.options import Design
 from sdelab.errors import SdelabError
@@ -27,23 +27,6 @@ DEFAULT_PROMPTS = {
           "this answer is correct. Do not repeat the question.",
     "zh": "{instruction}\n{input}\n正确答案是：\n{answer}\n请用一两句话简要说明为什么这个答案是正确的，不要重复题目。",
 }
-
-
-class RationaleSource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    column: str | None = Field(None, description="Data column holding a rationale per example.")
-    teacher: str | None = Field(None, description="A model that writes missing rationales: catalog name, folder "
-                                                  "or .gguf (run locally).")
-    endpoint: str | None = Field(None, description="Or an OpenAI-compatible base URL (…/v1) whose `model` writes "
-                                                   "them.")
-    model: str | None = Field(None, description="The endpoint's model name.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint's key.")
-    prompt: str | None = Field(None, description="Teacher prompt with {instruction}, {input}, {answer}.")
-    max_new_tokens: int = Field(96, ge=8)
-    batch_size: int = Field(16, ge=1)
-
-    def teacher_id(self) -> str:
-        return f"endpoint:{self.endpoint}:{self.model}" if self.endpoint else f"model:{self.teacher}"
 
 
 def _cache_dir() -> Path:
@@ -106,7 +89,8 @@ def _generate(src: RationaleSource, prompts: list[str]) -> list[str]:
         return [_ask_endpoint(src, p) for p in tqdm(prompts, desc="rationales (endpoint)", unit="ex")]
     from sdelab.infer.generate import generate
     from sdelab.models.catalog import resolve_model
-    from sdelab.models.load import load_causal_lm, load_tokenizer, resolve_precision
+    from sdelab.models.load import load_causal_lm, load_tokenizer
+    from sdelab.models.precision import resolve_precision
     rm = resolve_model(src.teacher)
     tok = load_tokenizer(rm)
     precision = resolve_precision("auto")

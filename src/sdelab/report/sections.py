@@ -1,0 +1,324 @@
+"""The sections of a study's report, each a renderer over the loaded records (report.records): markdown lines."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from sdelab import fileio
+from sdelab.report import stats as st
+from sdelab.report.records import (Loaded, kind_label, majority, paired, ref_label, rows_of, set_label, stacked)
+from sdelab.results import size_key
+
+
+def superseded_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    old = r.superseded
+    if not old:
+        return []
+    rows = []
+    for c, new in old:
+        keys = sorted(k for k in set(c.config) | set(new.config) if c.config.get(k) != new.config.get(k))
+        rows.append(f"| {c.folder.name} | {new.folder.name} | {', '.join(keys)} |")
+    return ["## Superseded run folders (not counted)\n",
+            "These cells have the design, train size and seed of a newer cell whose settings differ (the study was "
+            "changed and run again into this folder); only the newer one counts. Delete or move the old folders "
+            "to silence this.\n", "| ignored | replaced by | settings that differ |", "|---|---|---|", *rows, ""]
+
+
+def precision_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """Cells computed in different precisions (a study resumed on a machine with or without native bf16, where
+    `precision: auto` picks differently) differ a little for that reason alone: say which ran in which."""
+    cells = r.cells
+    by: dict[str, list[str]] = defaultdict(list)
+    for c in cells:
+        if c.manifest is not None:
+            by[c.precision].append(c.folder.name)
+    if len(by) < 2:
+        return []
+    parts = "; ".join(f"{p}: {', '.join(sorted(names))}" for p, names in sorted(by.items()))
+    return [f"Cells ran in different precisions ({parts}): comparisons across precisions include numeric "
+            "differences, not only the designs'.\n"]
+
+
+def truncation_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """Cells whose training samples or evaluation prompts had their input cut to fit train.max_length (the tail
+    of the item's input goes; demonstrations and instruction stay): their scores are of shortened inputs."""
+    cells = r.cells
+    rows = []
+    for c in cells:
+        train = (c.manifest or {}).get("train") or {}
+        parts = [f"{train['truncated_samples']} of {train['examples']} training samples"] \
+            if train.get("truncated_samples") else []
+        cut = {s: e.prompts_truncated for s, e in c.eval.items() if e.prompts_truncated}
+        if cut:
+            parts.append(f"{sum(cut.values())} of {sum(c.eval[s].n for s in cut)} evaluation "
+                         f"prompts ({', '.join(f'{s}: {n}' for s, n in cut.items())})")
+        if parts:
+            rows.append(f"| {c.label} | {c.size} | {c.seed} | {'; '.join(parts)} |")
+    if not rows:
+        return []
+    uncounted = any(e.prompts_truncated is None for c in cells for e in c.eval.values())
+    return ["## Inputs cut to fit max_length\n",
+            "These cells saw shortened inputs (the tail of the item's own input was cut; instruction and "
+            "demonstrations were kept): raise train.max_length to compare them on whole inputs."
+            + (" Cells run before sdelab counted cut evaluation prompts show their training samples only."
+               if uncounted else "") + "\n",
+            "| design | train size | seed | inputs cut |", "|---|---|---|---|", *rows, ""]
+
+
+def main_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    cells, sets, groups = r.cells, r.sets, r.groups
+    out = ["## Results by design and evaluation set\n",
+           "| design | train size | seeds | " + " | ".join(f"{set_label(s, k)} {p}" for s, k, p in sets) + " |",
+           "|---|---|---|" + "---|" * len(sets)]
+    for design, size in rows_of(cells):
+        cols, n = [], 0
+        for s, _, primary in sets:
+            g = groups.get((design, size, s))
+            if not g or not g.values:
+                cols.append("-")
+                continue
+            n = max(n, len(g.values))
+            sd = f" ± {statistics.stdev(g.values):.3f}" if len(g.values) > 1 else ""
+            ci = " [{:.3f}, {:.3f}]".format(*st.bootstrap_ci(primary, stacked(g), n_boot)) if g.items else ""
+            cols.append(f"{statistics.fmean(g.values):.3f}{sd}{ci}")
+        out.append(f"| {design} | {size} | {n} | " + " | ".join(cols) + " |")
+    rows = majority(cells, [s for s, _, _ in sets])
+    return out + [f"| majority class | {size} | - | " + " | ".join(vals) + " |" for size, vals in rows.items()] + [""]
+
+
+def matrix(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """The generalization view: each design's mean primary metric over the sets of each kind (ID, ID with an
+    unseen template, OOD, cross-task), when a study evaluates more than one kind."""
+    cells, sets, groups = r.cells, r.sets, r.groups
+    kinds = list(dict.fromkeys(k for _, k, _ in sets))
+    if len(kinds) < 2:
+        return []
+    out = ["## Generalization matrix (mean over the sets of each kind)\n",
+           "Each column averages the design's primary metric over the evaluation sets of that kind it was scored on "
+           "(set by set in the table above); in brackets, how many sets.\n",
+           "| design | train size | " + " | ".join(kind_label(k) for k in kinds) + " |",
+           "|---|---|" + "---|" * len(kinds)]
+    for design, size in rows_of(cells):
+        cols = []
+        for k in kinds:
+            vals = [statistics.fmean(g.values) for s, kk, _ in sets if kk == k
+                    and (g := groups.get((design, size, s))) and g.values]
+            cols.append(f"{statistics.fmean(vals):.3f} ({len(vals)})" if vals else "-")
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
+def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    cells, sets, groups = r.cells, r.sets, r.groups
+    out = [f"## Each design against the reference (`{reference}`)\n",
+           "Difference in the primary metric (design − reference) on the same items and seeds; p from the paired "
+           "bootstrap (McNemar in brackets for accuracy); * marks p < 0.05.\n",
+           "| design | train size | " + " | ".join(set_label(s, k) for s, k, _ in sets) + " |",
+           "|---|---|" + "---|" * len(sets)]
+    for design, size in rows_of(cells):
+        ref = ref_label(design, reference)
+        if design == ref and not size.startswith("untuned"):
+            continue
+        ref_size = size if not size.startswith("untuned") else next(
+            (sz for d, sz in rows_of(cells) if d == ref and not sz.startswith("untuned")), size)
+        cols = []
+        for s, _, primary in sets:
+            r = paired(groups, (design, size, s), (ref, ref_size, s), primary, n_boot)
+            if r is None:
+                cols.append("-")
+                continue
+            diff, p, mc, _ = r
+            star = "*" if p < 0.05 else ""
+            cols.append(f"{diff:+.3f} (p={p:.3f}{f', McNemar {mc:.3f}' if mc is not None else ''}){star}")
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
+def design_options(cells) -> dict[str, dict]:
+    """Each trained design's options, with its modeling paradigm as one more factor (gen vs cls)."""
+    return {c.label: {**c.config.get("design", {}), "modeling": c.config.get("modeling")}
+            for c in cells if c.untuned is None}
+
+
+def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """For each factor varied one at a time away from the reference (each swept variant's own reference, e.g.
+    'gen inst-first' and 'cls inst-first'): the winning option, by how much, and whether the difference is
+    significant, per evaluation set, at the reference's largest train size."""
+    cells, sets, groups = r.cells, r.sets, r.groups
+    opts = design_options(cells)
+    by_factor: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for d, o in opts.items():
+        ref = ref_label(d, reference)
+        if d == ref or ref not in opts:
+            continue
+        diff = [k for k in o if k != "name" and o.get(k) != opts[ref].get(k)]
+        if len(diff) == 1:
+            by_factor[(diff[0], ref)].append((d, str(o[diff[0]])))
+    out = ["## Ranked summary: which option wins for each factor\n"]
+    if not by_factor:
+        return out + ["No design differs from the reference in exactly one option.\n"]
+    out += ["| factor | evaluation set | winner | reference option | best other option | other − reference | p | "
+            "significant |", "|---|---|---|---|---|---|---|---|"]
+    several = len({ref for _, ref in by_factor}) > 1
+    rows = rows_of(cells)
+    sizes = {}
+    for factor, ref in sorted(by_factor):
+        # the largest train size the reference shares with a design it is compared with
+        shared = [sz for d, sz in rows if d == ref and any((o, sz) in rows for o, _ in by_factor[(factor, ref)])]
+        size = sizes[ref] = max(shared, key=size_key) if shared else None
+        for s, kind, primary in sets:
+            best = None
+            for d, v in by_factor[(factor, ref)]:
+                r = paired(groups, (d, size, s), (ref, size, s), primary, n_boot)
+                if r and (best is None or r[0] > best[1]):
+                    best = (v, r[0], r[1])
+            if best is None:
+                continue
+            v, diff, p = best
+            ref_opt = opts[ref].get(factor)
+            winner = v if diff > 0 else str(ref_opt) if diff < 0 else "tie"
+            out.append(f"| {factor}{f' ({ref})' if several else ''} | {set_label(s, kind)} | {winner} | {ref_opt} | "
+                       f"{v} | {diff:+.3f} | {p:.3f} | {'yes' if p < 0.05 else 'no'} |")
+    at = ", ".join(f"{sz} for {r}" for r, sz in sizes.items()) if several else next(iter(sizes.values()))
+    return out + [f"\n(train size {at}; the reference design's option against the best of the others.)\n"]
+
+
+def errors_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    cells, sets, groups = r.cells, r.sets, r.groups
+    out = ["## Format errors (share of outputs the strict parser rejected)\n",
+           "| design | train size | " + " | ".join(set_label(s, k) for s, k, _ in sets) + " |",
+           "|---|---|" + "---|" * len(sets)]
+    for design, size in rows_of(cells):
+        cols = [f"{100 * statistics.fmean(g.errors):.1f}%" if (g := groups.get((design, size, s))) and g.errors
+                else "-" for s, _, _ in sets]
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
+SECONDARY = {"kappa": ["slot_accuracy", "exact_match", "lenient_kappa"],
+             "f1": ["strict_soft_f1", "lenient_exact_f1", "lenient_soft_f1"],
+             "accuracy": ["macro_f1", "lenient_accuracy"], "rougeL": ["bleu"]}
+
+
+def secondary_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """The family's other metrics (mean ± sd over seeds), one table per primary metric."""
+    cells, sets = r.cells, r.sets
+    out = []
+    for primary in dict.fromkeys(p for _, _, p in sets):
+        names = SECONDARY.get(primary, [])
+        mine = [(s, k) for s, k, p in sets if p == primary]
+        if not names:
+            continue
+        out += [f"## Other metrics of the {primary} sets (mean ± sd over seeds)\n",
+                "| design | train size | set | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        for design, size in rows_of(cells):
+            for s, kind in mine:
+                ms = [c.eval[s].values for c in cells if c.label == design and c.size == size
+                      and s in c.eval]
+                if not ms:
+                    continue
+                cols = []
+                for n in names:
+                    xs = [m[n] for m in ms if n in m]
+                    sd = f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else ""
+                    cols.append(f"{statistics.fmean(xs):.3f}{sd}" if xs else "-")
+                out.append(f"| {design} | {size} | {set_label(s, kind)} | " + " | ".join(cols) + " |")
+        out.append("")
+    return out
+
+
+def cost_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """What each design cost to train and evaluate (mean over seeds, from the cells' manifest.json)."""
+    cells = r.cells
+    per: dict[tuple, list[dict]] = defaultdict(list)
+    for c in cells:
+        if c.manifest is not None and c.untuned is None:
+            per[(c.label, c.size)].append(c.manifest)
+    if not per:
+        return []
+    out = ["## Cost (mean over seeds)\n",
+           "Training tokens are the prompt and response tokens the model processed (padding excluded).\n",
+           "| design | train size | training tokens | train time (s) | tokens/s | eval time (s) |",
+           "|---|---|---|---|---|---|"]
+    for (design, size), ms in per.items():
+        mean = lambda f: statistics.fmean(f(m) for m in ms)  # noqa: E731
+        out.append(f"| {design} | {size} | {mean(lambda m: m['train']['tokens']):,.0f} | "
+                   f"{mean(lambda m: m['timings']['train_s']):.0f} | "
+                   f"{mean(lambda m: m['train']['tokens_per_second']):.0f} | "
+                   f"{mean(lambda m: m['timings']['eval_s']):.0f} |")
+    return out + [""]
+
+
+def diagnostics(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """Prompt signals on the base model (sdelab diagnose) beside the fine-tuned scores, and their rank
+    correlation across designs: does a good prompt make a good training sample?"""
+    out_dir, cells, sets, groups = r.out_dir, r.cells, r.sets, r.groups
+    path = out_dir / "diagnostics.json"
+    if not path.exists():
+        return []
+    from scipy.stats import spearmanr
+    diag = fileio.read_json(path)
+    ks = diag["ks"]
+    s, kind, primary = next(((s, k, p) for s, k, p in sets if k == "in_domain"), sets[0])
+    trained = [sz for _, sz in rows_of(cells) if not sz.startswith("untuned")]
+    size = sorted(set(trained), key=size_key)[-1] if trained else None
+    out = ["## Design diagnostics: prompt quality vs fine-tuned quality\n",
+           f"From `sdelab diagnose` on the untuned model ({diag['examples']} training examples for the perplexities); "
+           f"in-context ({icl_items(diag, s)}) and fine-tuned scores on {set_label(s, kind)} ({primary}), fine-tuned "
+           f"at train size {size}. "
+           "Spearman's rho across designs between each prompt signal (higher = better prompt; perplexities are "
+           "negated) and the fine-tuned score.\n",
+           "| design | prompt PPL | output PPL | " + " | ".join(f"k={k} in-context" for k in ks) +
+           " | fine-tuned |", "|---|---|---|" + "---|" * (len(ks) + 1)]
+    for design, r in diag["designs"].items():
+        g = groups.get((design, size, s))
+        ft = statistics.fmean(g.values) if g and g.values else None
+        icl = [(r["icl"][str(k)].get(s), r.get("icl_format_errors", {}).get(str(k), {}).get(s)) for k in ks]
+        out.append(f"| {design} | {r['prompt_ppl']:.2f} | {r['output_ppl']:.2f} | " +
+                   " | ".join("-" if v is None else f"{v:.3f}" + ("" if e is None else f" ({100 * e:.0f}% format "
+                                                                  "errors)") for v, e in icl) +
+                   f" | {'-' if ft is None else f'{ft:.3f}'} |")
+    out.append("")
+    signals, tuned = prompt_signals(diag, groups, s, size)
+    if len(tuned) >= 3:
+        out += ["| prompt signal | Spearman rho with the fine-tuned score | p |", "|---|---|---|"]
+        for name, xs in signals.items():
+            if constant(xs) or constant(tuned):
+                out.append(f"| {name} | - (constant) | - |")
+                continue
+            rho, p = spearmanr(xs, tuned)
+            out.append(f"| {name} | {rho:+.3f} | {p:.3f} |")
+        out.append("")
+    else:
+        out.append("(Rank correlations need at least 3 designs with both diagnostics and fine-tuned scores.)\n")
+    return out
+
+
+def icl_items(diag: dict, eval_set: str) -> str:
+    n = diag.get("icl_examples", {}).get(eval_set)  # files written before --size record no count: all items
+    return f"first {n} items" if n is not None else "all items"
+
+
+def constant(xs: list[float]) -> bool:
+    """The same value for every design at the precision the tables show (0.000 and a stray -0.0002 kappa of a
+    base model that answers nothing in format are one value: ranking them would be ranking noise)."""
+    return len({round(x, 3) for x in xs}) < 2
+
+
+def prompt_signals(diag: dict, groups: dict, eval_set: str, size: str | None) -> tuple[dict[str, list], list]:
+    """Over the designs with a fine-tuned score: each prompt signal (higher = better prompt; perplexities
+    negated) and the fine-tuned scores, aligned."""
+    ks = diag["ks"]
+    signals: dict[str, list] = {"-prompt PPL": [], "-output PPL": [], **{f"k={k} in-context": [] for k in ks}}
+    tuned = []
+    for design, r in diag["designs"].items():
+        g = groups.get((design, size, eval_set))
+        if not g or not g.values:
+            continue
+        tuned.append(statistics.fmean(g.values))
+        signals["-prompt PPL"].append(-r["prompt_ppl"])
+        signals["-output PPL"].append(-r["output_ppl"])
+        for k in ks:
+            v = r["icl"][str(k)].get(eval_set)
+            signals[f"k={k} in-context"].append(v if v is not None else float("nan"))
+    return signals, tuned

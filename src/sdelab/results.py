@@ -1,0 +1,202 @@
+"""The run record: what a finished cell's folder holds, typed and versioned, with its one writer and one reader.
+
+A cell folder (`<design>__n<size>__s<seed>__<id>`, or `<design>__untuned-k<k>__<id>`; a sweep prefixes the variant)
+holds, in the order the writer writes them:
+- `config.yaml`: everything that decides the cell's result (the id is a hash of it), written when the cell starts;
+- `predictions.jsonl`: one `PredictionRow` per item of every evaluation set (left out of git for research-only
+  data);
+- `item_stats.json`: `{set: {primary, ids, stats}}`, each item's sufficient statistics for the set's primary
+  metric (`metrics.SPECS`), all a report's intervals and paired tests need;
+- `manifest.json`: versions, machine, precision, data-file hashes, training counts, timings, `finished_at`;
+- `metrics.json`: `{schema_version, cell, variant, design, modeling, train_size, seed, untuned, eval: {set:
+  metrics}}`, written last: a folder holding it (without the `.partial` suffix) is a finished cell;
+- `train_log.jsonl` (the loss curve, written by the training loop) and `adapter/` (never committed).
+
+`read_cell` reads any finished folder, migrating those written before `schema_version` existed (version 1) in
+`_migrate`, the one place that knows their gaps."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sdelab import fileio
+from sdelab.errors import SdelabError
+from sdelab.metrics import SPECS
+
+SCHEMA_VERSION = 2
+PARTIAL = ".partial"  # suffix of a cell folder still being written
+CONFIG, METRICS, MANIFEST = "config.yaml", "metrics.json", "manifest.json"
+PREDICTIONS, ITEM_STATS, TRAIN_LOG = "predictions.jsonl", "item_stats.json", "train_log.jsonl"
+
+
+@dataclass
+class PredictionRow:
+    """One model output on one evaluation item: raw text, strict parse (None after a format error), lenient
+    salvage, gold, error kind, and the label scores where the method gives them."""
+    eval_set: str
+    id: str
+    input: dict
+    raw: Any
+    parsed: Any
+    lenient: Any
+    gold: Any
+    error: str | None
+    scores: Any = None
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        if self.scores is None:
+            del out["scores"]
+        return out
+
+
+@dataclass
+class SetMetrics:
+    """One evaluation set's metrics: the fields every reader uses, and all of them as written (`values`)."""
+    primary: str
+    kind: str  # in_domain | out_of_domain | cross_task
+    template_seen: bool | None  # None: another task's set (its template was never trained on)
+    format_error_rate: float
+    prompts_truncated: int | None  # None: the folder predates the count
+    majority_baseline: dict | None
+    n: int
+    values: dict
+
+    @property
+    def value(self) -> float:
+        return self.values[self.primary]
+
+
+@dataclass
+class ItemStats:
+    primary: str
+    ids: list[str]
+    stats: list[list[float]]
+
+
+@dataclass
+class CellRecord:
+    folder: Path
+    cell: str
+    variant: str
+    design: str
+    modeling: str
+    train_size: int | str
+    seed: int
+    untuned: int | None
+    config: dict
+    eval: dict[str, SetMetrics]
+    manifest: dict | None  # None: the folder predates manifest.json
+    items: dict[str, ItemStats]  # {} when neither item_stats.json nor predictions were kept
+    curve: list[dict] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def label(self) -> str:
+        """The design as reports and claims name it: '<variant> <design>' in a swept study."""
+        return f"{self.variant} {self.design}" if self.variant else self.design
+
+    @property
+    def size(self) -> str:
+        """The train size as reports and claims name it: '500', 'all' or 'untuned k=0'."""
+        return f"untuned k={self.untuned}" if self.untuned is not None else str(self.train_size)
+
+    @property
+    def precision(self) -> str:
+        return (self.manifest or {}).get("precision", "unknown")
+
+    @property
+    def finished_at(self) -> datetime:
+        """When the cell finished (cells from machines in other time zones compare correctly)."""
+        stamp = (self.manifest or {}).get("finished_at")
+        return datetime.fromisoformat(stamp) if stamp else datetime.min.replace(tzinfo=timezone.utc)
+
+
+def size_key(size: str):
+    """Sort key of size labels: numbers in order, then 'all', untuned first."""
+    return (0, int(size)) if size.isdigit() else (1 if size == "all" else -1, size)
+
+
+def item_stats(rows: list[PredictionRow], eval_metrics: dict[str, dict]) -> dict[str, ItemStats]:
+    """Each evaluation set's item ids and sufficient statistics of its primary metric, strict (a format error is
+    wrong), from the cell's prediction rows."""
+    out = {}
+    for key, m in eval_metrics.items():
+        mine = [r for r in rows if r.eval_set == key]
+        spec = SPECS[m["primary"]]
+        stats = spec.stats([r.gold for r in mine], [r.parsed if r.error is None else None for r in mine])
+        out[key] = ItemStats(m["primary"], [str(r.id) for r in mine], stats.round(6).tolist() if mine else [])
+    return out
+
+
+def write_config(work: Path, config: dict) -> None:
+    fileio.write_yaml(work / CONFIG, config)
+
+
+def write_cell(work: Path, head: dict, eval_metrics: dict[str, dict], rows: list[PredictionRow],
+               manifest: dict) -> None:
+    """The finished cell's files; metrics.json last. `head`: cell, variant, design, modeling, train_size, seed,
+    untuned."""
+    fileio.write_jsonl(work / PREDICTIONS, [r.to_json() for r in rows])
+    fileio.write_json(work / ITEM_STATS, {k: asdict(v) for k, v in item_stats(rows, eval_metrics).items()})
+    fileio.write_json(work / MANIFEST, manifest)
+    fileio.write_json(work / METRICS, {**head, "eval": eval_metrics, "schema_version": SCHEMA_VERSION})
+
+
+def is_finished(folder: Path) -> bool:
+    return folder.is_dir() and (folder / METRICS).exists() and not folder.name.endswith(PARTIAL)
+
+
+def finished_folders(out_dir: Path) -> list[Path]:
+    return sorted(p for p in out_dir.iterdir() if is_finished(p)) if out_dir.exists() else []
+
+
+def read_cell(folder: Path) -> CellRecord:
+    """The record of a finished cell folder, whatever its schema version."""
+    metrics = _read(folder / METRICS, json.loads)
+    manifest = _read(folder / MANIFEST, json.loads) if (folder / MANIFEST).exists() else None
+    config = _read(folder / CONFIG, yaml.safe_load)
+    log = folder / TRAIN_LOG
+    curve = _read(log, lambda t: [json.loads(x) for x in t.splitlines()]) if log.exists() else []
+    try:
+        return _migrate(folder, metrics, manifest, config, curve)
+    except (KeyError, TypeError, ValueError) as e:
+        raise SdelabError(f"corrupt run record ({type(e).__name__}: {e}); delete the cell folder to run it again",
+                          path=folder / METRICS) from None
+
+
+def read_cells(out_dir: Path) -> list[CellRecord]:
+    return [read_cell(f) for f in finished_folders(out_dir)]
+
+
+def _read(path: Path, parse) -> Any:
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        raise SdelabError(f"cannot read the run record ({type(e).__name__}); delete the cell folder to run it "
+                          "again", path=path) from None
+
+
+def _migrate(folder: Path, m: dict, manifest: dict | None, config: dict, curve: list) -> CellRecord:
+    """Version 1 (no schema_version): `variant` and `untuned` may be absent, a set may lack kind (in-domain),
+    template_seen, format_error_rate (0), prompts_truncated (not counted) and majority_baseline; item_stats.json
+    may be absent (computed from predictions.jsonl when it was kept, in memory: the folder is never written)."""
+    sets = {k: SetMetrics(v["primary"], v.get("kind", "in_domain"), v.get("template_seen"),
+                          v.get("format_error_rate", 0.0), v.get("prompts_truncated"), v.get("majority_baseline"),
+                          v["n"], v) for k, v in m["eval"].items()}
+    if (folder / ITEM_STATS).exists():
+        items = {k: ItemStats(**v) for k, v in _read(folder / ITEM_STATS, json.loads).items()}
+    elif (folder / PREDICTIONS).exists():
+        rows = _read(folder / PREDICTIONS, lambda t: [PredictionRow(**json.loads(x)) for x in t.splitlines() if x])
+        items = item_stats(rows, m["eval"])
+    else:
+        items = {}
+    return CellRecord(folder, m["cell"], m.get("variant") or "", m["design"], m.get("modeling", "generative"),
+                      m["train_size"], m["seed"], m.get("untuned"), config, sets, manifest, items, curve,
+                      m.get("schema_version", 1))
+

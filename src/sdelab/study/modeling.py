@@ -1,0 +1,215 @@
+"""The two ways of modelling a task behind one interface: `fit` a cell's model (or take the untuned base model),
+`predict` an evaluation set with it. Generative: LoRA on a causal LM that writes the answer (generation + parse,
+or label scoring). Head: LoRA on the backbone plus a classification head (closed label sets; one head per aspect
+for multi-aspect sentiment)."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from sdelab.design.codec import label_texts, parse, response_text
+from sdelab.design.options import Design
+from sdelab.design.sample import Sample
+from sdelab.errors import SdelabError
+from sdelab.models.load import load_causal_lm, load_seq_cls
+from sdelab.models.tokenize import Formatter, encode_prompt, encode_train, response_ids
+from sdelab.results import TRAIN_LOG, PredictionRow
+from sdelab.study.context import Context, EvalTarget, build_samples, heads
+from sdelab.study.grid import Cell
+from sdelab.tasks.task import Example, Task
+from sdelab.train.loop import ClsItem, TrainSettings, TrainStats, add_lora, train_discriminative, train_generative
+
+CHECKPOINT = "checkpoint/train_state.pt"  # in the cell's work folder (store.RESUMABLE)
+
+
+@dataclass
+class Fitted:
+    model: object
+    stats: TrainStats | None = None  # None: the untuned base model
+    examples: int = 0
+    truncated: int = 0  # training samples whose input was cut to fit max_length
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Predictions:
+    preds: list  # lenient (salvaged) predictions; strict scoring drops those with an error
+    errors: list[str | None]
+    rows: list[PredictionRow]
+    prompts_truncated: int
+
+
+def _settings(ctx: Context) -> TrainSettings:
+    return TrainSettings.from_section(ctx.study.train.model_dump(), ctx.precision, ctx.checkpoint_every)
+
+
+def base_lm(ctx: Context):
+    """The sub-study's causal LM, loaded once (ctx.cache) and deep-copied by every cell that trains it."""
+    if "causal_lm" not in ctx.cache:
+        ctx.cache["causal_lm"] = load_causal_lm(ctx.model, ctx.precision)
+    return ctx.cache["causal_lm"]
+
+
+def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], int]:
+    """Prompt ids of `samples` leaving `reserve` tokens for the response, and how many had their input cut."""
+    encoded = [encode_prompt(f, s, reserve) for s in samples]
+    return [ids for ids, _ in encoded], sum(cut > 0 for _, cut in encoded)
+
+
+class Generative:
+    """The model writes the answer."""
+
+    def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float) -> Fitted:
+        lm = base_lm(ctx)
+        if cell.untuned is not None:
+            return Fitted(lm)
+        design = cell.design
+        encoded = [encode_train(ctx.formatter, s) for s in build_samples(ctx, ctx.task, design, train, train,
+                                                                          cell.seed)]
+        tokenize_s = time.perf_counter() - t0
+        torch.manual_seed(cell.seed)
+        s = _settings(ctx)
+        lm = add_lora(copy.deepcopy(lm), s, cell.seed)
+        stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / TRAIN_LOG,
+                                 desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
+                                 checkpoint=work / CHECKPOINT)
+        lm.save_pretrained(work / "adapter")
+        lm = lm.merge_and_unload()  # evaluation without the adapter's extra matrix products (a copy of the base)
+        return Fitted(lm, stats, len(encoded), sum(1 for e in encoded if e.truncated),
+                      {"tokenize_s": tokenize_s, "train_s": stats.seconds})
+
+    def predict(self, ctx: Context, lm, design: Design, target: EvalTarget, train: list[Example],
+                seed: int) -> Predictions:
+        """By generation and parsing, or by label scoring (`eval.method: score`)."""
+        task, ev, f = target.task, ctx.study.eval, ctx.formatter
+        samples = build_samples(ctx, task, design, target.examples, train, seed, response=False)
+        scores = None
+        if ev.method == "score":
+            from sdelab.infer.score import score_candidates
+            labels = label_texts(task, design)
+            names = list(labels)
+            cands = [response_ids(f, labels[n]) for n in names]
+            prompts, cut = _prompts(f, samples, max(len(c) for c in cands))
+            scores = score_candidates(lm, prompts, cands, ctx.tokenizer.pad_token_id, ev.batch_size,
+                                      ctx.precision, desc=f"score {target.key}")
+            raws = [labels[names[max(range(len(names)), key=lambda j: sc[j])]] for sc in scores]
+            finished = [True] * len(raws)
+        else:
+            from sdelab.infer.generate import generate
+            budget = ev.max_new_tokens or generation_budget(ctx, task, design, train if task is ctx.task
+                                                            else target.examples)
+            prompts, cut = _prompts(f, samples, budget)
+            gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
+                            desc=f"generate {target.key}")
+            raws, finished = [g.text for g in gens], [g.finished for g in gens]
+        preds, errors, rows = [], [], []
+        for i, (ex, raw) in enumerate(zip(target.examples, raws)):
+            pred, err = parse(task, design, raw, truncated=not finished[i])
+            preds.append(pred)
+            errors.append(err)
+            rows.append(PredictionRow(target.key, ex.id, ex.fields, raw, pred if err is None else None, pred,
+                                      ex.gold, err, None if scores is None else
+                                      dict(zip(names, (round(x, 4) for x in scores[i])))))
+        return Predictions(preds, errors, rows, cut)
+
+
+def generation_budget(ctx: Context, task: Task, design: Design, examples: list[Example]) -> int:
+    """Enough new tokens for the longest response the design writes for these examples, plus slack."""
+    lengths = []
+    for ex in examples[:2000]:
+        try:
+            lengths.append(len(ctx.formatter.ids(response_text(task, design, ex))))
+        except ValueError:  # no rationale: budget the answer and a rationale of similar size
+            lengths.append(2 * len(ctx.formatter.ids(response_text(task, replace(design, reasoning="none"), ex)))
+                           + 64)
+    if task.is_classification and design.reasoning == "none":
+        lengths += [len(ctx.formatter.ids(t)) for t in label_texts(task, design).values()]
+    longest = max(lengths)
+    return longest + max(4, longest // 4)
+
+
+class Head:
+    """A classification head on the backbone reads the design's prompt (its instruction placement, template and
+    demonstrations); how the response would be written does not reach it."""
+
+    def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float) -> Fitted:
+        task, design = ctx.task, cell.design
+        n_heads, names = heads(task)
+        prompts, cut = cls_inputs(ctx, task, design, train, train, cell.seed)
+        items = [ClsItem(ids, _labels(task, ex.gold), c) for ids, c, ex in zip(prompts, cut, train)]
+        tokenize_s = time.perf_counter() - t0
+        if "seq_cls" not in ctx.cache:
+            ctx.cache["seq_cls"] = load_seq_cls(ctx.model, ctx.precision, n_heads * len(names), ctx.cls_pad_id)
+        torch.manual_seed(cell.seed)
+        s = _settings(ctx)
+        model = copy.deepcopy(ctx.cache["seq_cls"])
+        head = _head(model)  # a fresh head for every cell, from the cell's seed
+        torch.nn.init.normal_(head.weight, std=0.02)
+        if head.bias is not None:
+            torch.nn.init.zeros_(head.bias)
+        model = add_lora(model, s, cell.seed, task_type="SEQ_CLS")
+        for p in model.parameters():  # the head (modules_to_save) and LoRA weights train in fp32
+            if p.requires_grad and p.dtype != torch.float32:
+                p.data = p.data.float()
+        stats = train_discriminative(model, items, n_heads, s, cell.seed, ctx.cls_pad_id, work / TRAIN_LOG,
+                                     desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}",
+                                     checkpoint=work / CHECKPOINT)
+        model.save_pretrained(work / "adapter")
+        return Fitted(model.merge_and_unload(), stats, len(items), sum(cut),
+                      {"tokenize_s": tokenize_s, "train_s": stats.seconds})
+
+    def predict(self, ctx: Context, model, design: Design, target: EvalTarget, train: list[Example],
+                seed: int) -> Predictions:
+        from sdelab.infer.classify import classify
+        n_heads, names = heads(target.task)
+        prompts, cut = cls_inputs(ctx, target.task, design, target.examples, train, seed)
+        logits = classify(model, prompts, n_heads, ctx.cls_pad_id, ctx.study.eval.batch_size, ctx.precision,
+                          desc=f"classify {target.key}")
+        preds, rows = [], []
+        for ex, lg in zip(target.examples, logits):
+            per_head = [names[max(range(len(h)), key=h.__getitem__)] for h in lg]
+            pred = dict(zip(target.task.spec.targets, per_head)) if n_heads > 1 else per_head[0]
+            preds.append(pred)
+            rows.append(PredictionRow(target.key, ex.id, ex.fields, pred, pred, pred, ex.gold, None,
+                                      [[round(x, 4) for x in h] for h in lg] if n_heads > 1 else
+                                      dict(zip(names, (round(x, 4) for x in lg[0])))))
+        return Predictions(preds, [None] * len(preds), rows, sum(cut))
+
+
+def cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example], train: list[Example],
+               seed: int) -> tuple[list[list[int]], list[bool]]:
+    """The design's prompt as the classifier's input: through the chat template / plain text for an LLM, with the
+    tokenizer's own special tokens for an encoder; and whether each had its input cut to fit train.max_length."""
+    samples = build_samples(ctx, task, design, examples, train, seed, response=False)
+    if not ctx.encoder:
+        encoded = [encode_prompt(ctx.formatter, s, 0) for s in samples]
+        return [ids for ids, _ in encoded], [c > 0 for _, c in encoded]
+    limit = ctx.study.train.max_length
+    ids = [ctx.tokenizer(s.prompt_text)["input_ids"] for s in samples]
+    cut = [len(x) > limit for x in ids]
+    # only a prompt that is too long is encoded again, cut by the tokenizer (it keeps its special tokens)
+    return [ctx.tokenizer(s.prompt_text, truncation=True, max_length=limit)["input_ids"] if c else x
+            for s, x, c in zip(samples, ids, cut)], cut
+
+
+def _labels(task: Task, gold) -> list[int]:
+    names = task.label_names
+    if task.spec.family == "multi_aspect":
+        return [names.index(gold[a]) for a in task.spec.targets]
+    return [names.index(gold)]
+
+
+def _head(model):
+    """The classification head of a sequence-classification model (score for LLMs, classifier for encoders)."""
+    for name in ("score", "classifier"):
+        head = getattr(model, name, None)
+        if head is not None:
+            return head if isinstance(head, torch.nn.Linear) else head.out_proj
+    raise SdelabError("cannot find the classification head of this model")
+
+
+MODELINGS = {"generative": Generative(), "discriminative": Head(), "untuned": Generative()}  # config['modeling']
