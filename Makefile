@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sdelab-installed
 
-.PHONY: demo test setup models-zh bench papers results clean
+.PHONY: demo test test-fast test-e2e setup models-zh bench papers results clean
 
 # trains into runs/local/ (not in git), so a fresh clone trains rather than finding the committed runs/quickstart
 demo: setup
@@ -13,6 +13,14 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# the two lanes `make test` runs together: unit tests (seconds each), and whole studies on the tiny model
+# (tests/e2e, kill/resume, determinism, the real SmolLM2) plus the tests that read ../shared/data
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not data"
+
+test-e2e: setup
+	$(BIN)/python -m pytest -q -m "slow or data"
 
 setup: $(STAMP)
 

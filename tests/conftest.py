@@ -9,6 +9,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end lane (tests/e2e: whole studies on the tiny model) is `slow`: `pytest -m "not slow and not
+    data"` is the fast unit lane, `pytest -m slow` the end-to-end one; `make test` runs everything."""
+    for item in items:
+        if E2E in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
 DATA_ROOT = Path(os.environ.get("SDELAB_DATA_ROOT", ROOT.parent / "shared" / "data")).resolve()
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
           "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")

@@ -57,7 +57,7 @@ def _run(args) -> int:
         print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
               f"task {ctx.study.task}, output {ctx.out_dir}")
         folders += run_study(ctx, todo)
-        ctx.clear()  # free this model before the next sub-study loads its own
+        ctx.cache.clear()  # free this model before the next sub-study loads its own
     md = print_table(out, title=study.name, folders=folders)
     fileio.write_text(out / "table.md", md)
     return 0

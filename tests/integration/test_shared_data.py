@@ -7,6 +7,8 @@ from sdelab.tasks import builtin_tasks, get_task
 
 from conftest import DATA_ROOT, needs_data
 
+pytestmark = pytest.mark.data  # needs ../shared/data (each test skips without it)
+
 EXPECTED = {  # split sizes from the data sets' SOURCE.txt files
     ("lcqmc", "train"): 238_766, ("lcqmc", "dev"): 8_802,
     ("bq", "train"): 8_000, ("bq", "test"): 2_000,

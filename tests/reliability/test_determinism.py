@@ -1,9 +1,12 @@
 """Same seed, same numbers: two runs of the same cells give identical metrics, predictions and loss curves."""
 import json
 
+import pytest
 import yaml
 
 from sdelab.cli import main
+
+pytestmark = pytest.mark.slow  # whole studies on the tiny model, twice
 
 
 def test_two_runs_identical(tmp_path, tiny_model_dir, tiny_task_yaml):

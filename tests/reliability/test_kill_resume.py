@@ -13,6 +13,8 @@ import yaml
 
 from conftest import without_cost
 
+pytestmark = pytest.mark.slow  # real processes killed mid-study
+
 
 def study(tmp_path, model_dir, task_yaml, out):
     s = {"name": "kill", "task": str(task_yaml), "model": str(model_dir), "designs": ["es-sde", "es-sde+inst-last"],

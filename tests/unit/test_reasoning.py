@@ -39,6 +39,7 @@ def test_cot_without_rationale_source_fails_before_training(tmp_path, tiny_model
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_rationale_column(tmp_path, tiny_model_dir, tiny_task_yaml):
     f = tiny_task_yaml.parent / "train.jsonl"
     rows = [json.loads(x) for x in f.read_text().splitlines()]

@@ -23,7 +23,7 @@ class MetricSpec:
         """The metric over the items whose statistics are the rows of `stats`."""
         return float(self.reduce(stats.sum(0, keepdims=True), len(stats))[0])
 
-    def score(self, gold: list, preds: list) -> float:
+    def score(self, gold: list, preds: list) -> float:  # the metric of aligned gold and strict predictions
         return self.value(self.stats(gold, preds))
 
 

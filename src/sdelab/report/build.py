@@ -1,10 +1,6 @@
-"""`sdelab report STUDY_DIR`: report.md and report.html from run folders alone.
-
-Tables of every evaluation set's primary metric by design (mean ± sd over seeds, 95% bootstrap CI over the pooled
-items), paired significance of each design against the reference design (paired bootstrap; McNemar for
-accuracy), the in-domain / out-of-domain / cross-task matrix with the untuned baselines, plots, and a ranked
-summary of which option wins for each factor. Deterministic: the same run folders give the same files. Only
-report.md, report.html and plots/ are written, beside the cell folders; the cells themselves are only read."""
+"""`sdelab report STUDY_DIR`: report.md and report.html from run folders alone: the sections (report.sections)
+and plots (report.plots) rendered over the loaded records, in order. Deterministic: the same run folders give the
+same files. Only report.md, report.html and plots/ are written, beside the cell folders, which are only read."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -39,7 +39,7 @@ class Loaded:
 
 
 def load(out_dir: Path) -> Loaded:
-    cells, superseded = current(sorted(read_cells(out_dir), key=lambda c: (c.label, size_key(c.size), c.seed)))
+    cells, superseded = current(read_cells(out_dir))
     if not cells:
         raise SdelabError("no finished run folders here", path=out_dir)
     copy = out_dir / STUDY_COPY
@@ -49,15 +49,15 @@ def load(out_dir: Path) -> Loaded:
 
 def load_cells(out_dir: Path) -> list[CellRecord]:
     """The counted cells of an output folder (none when it has no finished cell)."""
-    return current(sorted(read_cells(out_dir), key=lambda c: (c.label, size_key(c.size), c.seed)))[0]
+    return current(read_cells(out_dir))[0]
 
 
 def current(cells: list[CellRecord]) -> tuple[list[CellRecord], list[tuple[CellRecord, CellRecord]]]:
-    """(cells, superseded): a study changed and run again into the same folder (another lr, max_length, evaluation
+    """(cells, superseded), sorted by design, size and seed: a study changed and run again into the same folder (another lr, max_length, evaluation
     set...) leaves the old cells beside the new ones under other ids; counting both would pass them off as extra
     seeds. Of each (design, train size, seed) the most recently finished cell counts; the others are returned
     with the cell that replaced them."""
-    newest: dict[tuple, CellRecord] = {}
+    cells, newest = sorted(cells, key=lambda c: (c.label, size_key(c.size), c.seed)), {}
     for c in cells:
         key = (c.label, c.size, c.seed)
         if key not in newest or c.finished_at > newest[key].finished_at:

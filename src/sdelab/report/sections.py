@@ -11,11 +11,10 @@ from sdelab.results import size_key
 
 
 def superseded_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
-    old = r.superseded
-    if not old:
+    if not r.superseded:
         return []
     rows = []
-    for c, new in old:
+    for c, new in r.superseded:
         keys = sorted(k for k in set(c.config) | set(new.config) if c.config.get(k) != new.config.get(k))
         rows.append(f"| {c.folder.name} | {new.folder.name} | {', '.join(keys)} |")
     return ["## Superseded run folders (not counted)\n",
@@ -27,9 +26,8 @@ def superseded_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
 def precision_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
     """Cells computed in different precisions (a study resumed on a machine with or without native bf16, where
     `precision: auto` picks differently) differ a little for that reason alone: say which ran in which."""
-    cells = r.cells
     by: dict[str, list[str]] = defaultdict(list)
-    for c in cells:
+    for c in r.cells:
         if c.manifest is not None:
             by[c.precision].append(c.folder.name)
     if len(by) < 2:
@@ -42,9 +40,8 @@ def precision_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
 def truncation_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
     """Cells whose training samples or evaluation prompts had their input cut to fit train.max_length (the tail
     of the item's input goes; demonstrations and instruction stay): their scores are of shortened inputs."""
-    cells = r.cells
     rows = []
-    for c in cells:
+    for c in r.cells:
         train = (c.manifest or {}).get("train") or {}
         parts = [f"{train['truncated_samples']} of {train['examples']} training samples"] \
             if train.get("truncated_samples") else []
@@ -56,7 +53,7 @@ def truncation_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
             rows.append(f"| {c.label} | {c.size} | {c.seed} | {'; '.join(parts)} |")
     if not rows:
         return []
-    uncounted = any(e.prompts_truncated is None for c in cells for e in c.eval.values())
+    uncounted = any(e.prompts_truncated is None for c in r.cells for e in c.eval.values())
     return ["## Inputs cut to fit max_length\n",
             "These cells saw shortened inputs (the tail of the item's own input was cut; instruction and "
             "demonstrations were kept): raise train.max_length to compare them on whole inputs."
@@ -229,9 +226,8 @@ def secondary_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
 
 def cost_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
     """What each design cost to train and evaluate (mean over seeds, from the cells' manifest.json)."""
-    cells = r.cells
     per: dict[tuple, list[dict]] = defaultdict(list)
-    for c in cells:
+    for c in r.cells:
         if c.manifest is not None and c.untuned is None:
             per[(c.label, c.size)].append(c.manifest)
     if not per:

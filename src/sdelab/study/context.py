@@ -39,7 +39,7 @@ class EvalTarget:
 @dataclass(frozen=True)
 class Context:
     """What every cell of a sub-study shares, built once by `prepare`. `cache` holds what is loaded lazily and
-    shared by every cell (base models, demonstration pools); `clear()` frees it."""
+    shared by every cell (base models, demonstration pools)."""
     study: Study
     study_path: Path
     task: Task
@@ -57,9 +57,6 @@ class Context:
     encoder: bool = False  # a BERT-like backbone (discriminative only)
     checkpoint_every: float = 600.0  # seconds between training checkpoints (does not change results)
     cache: dict = field(default_factory=dict)
-
-    def clear(self) -> None:
-        self.cache.clear()
 
 
 def prepare(sub: SubStudy, study_path: Path, data_root_cli: str | None = None, out_cli: str | None = None,

@@ -20,14 +20,14 @@ def evaluate(ctx: Context, modeling, model, design: Design, target: EvalTarget, 
     """Metrics and prediction rows of `model` on one evaluation set (in the set's template if it names one)."""
     task = target.task
     d = replace(design, template=target.template) if target.template else design
-    p = modeling.predict(ctx, model, d, target, train, seed)
-    m = score(task, [e.gold for e in target.examples], p.preds, p.errors,
+    rows, cut = modeling.predict(ctx, model, d, target, train, seed)
+    m = score(task, [e.gold for e in target.examples], [r.lenient for r in rows], [r.error for r in rows],
               [e.gold for e in train] if task is ctx.task else [])
     used = task.template(d.template).name
     m.update(kind=target.kind, template=used,
              template_seen=used == task.template(design.template).name if task is ctx.task else None,
-             prompts_truncated=p.prompts_truncated)
-    return m, p.rows
+             prompts_truncated=cut)
+    return m, rows
 
 
 def evaluate_all(ctx: Context, work: Path, evaluate_one) -> tuple[dict, list[PredictionRow], float]:

@@ -35,14 +35,6 @@ class Fitted:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class Predictions:
-    preds: list  # lenient (salvaged) predictions; strict scoring drops those with an error
-    errors: list[str | None]
-    rows: list[PredictionRow]
-    prompts_truncated: int
-
-
 def _settings(ctx: Context) -> TrainSettings:
     return TrainSettings.from_section(ctx.study.train.model_dump(), ctx.precision, ctx.checkpoint_every)
 
@@ -54,14 +46,14 @@ def base_lm(ctx: Context):
     return ctx.cache["causal_lm"]
 
 
-def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], int]:
-    """Prompt ids of `samples` leaving `reserve` tokens for the response, and how many had their input cut."""
+def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], list[bool]]:
+    """Prompt ids of `samples` leaving `reserve` tokens for the response, and whether each had its input cut."""
     encoded = [encode_prompt(f, s, reserve) for s in samples]
-    return [ids for ids, _ in encoded], sum(cut > 0 for _, cut in encoded)
+    return [ids for ids, _ in encoded], [cut > 0 for _, cut in encoded]
 
 
 class Generative:
-    """The model writes the answer."""
+    """The model writes the answer. `predict` returns the prediction rows and how many prompts were cut."""
 
     def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float) -> Fitted:
         lm = base_lm(ctx)
@@ -83,7 +75,7 @@ class Generative:
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds})
 
     def predict(self, ctx: Context, lm, design: Design, target: EvalTarget, train: list[Example],
-                seed: int) -> Predictions:
+                seed: int) -> tuple[list[PredictionRow], int]:
         """By generation and parsing, or by label scoring (`eval.method: score`)."""
         task, ev, f = target.task, ctx.study.eval, ctx.formatter
         samples = build_samples(ctx, task, design, target.examples, train, seed, response=False)
@@ -106,15 +98,13 @@ class Generative:
             gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
                             desc=f"generate {target.key}")
             raws, finished = [g.text for g in gens], [g.finished for g in gens]
-        preds, errors, rows = [], [], []
+        rows = []
         for i, (ex, raw) in enumerate(zip(target.examples, raws)):
             pred, err = parse(task, design, raw, truncated=not finished[i])
-            preds.append(pred)
-            errors.append(err)
             rows.append(PredictionRow(target.key, ex.id, ex.fields, raw, pred if err is None else None, pred,
                                       ex.gold, err, None if scores is None else
                                       dict(zip(names, (round(x, 4) for x in scores[i])))))
-        return Predictions(preds, errors, rows, cut)
+        return rows, sum(cut)
 
 
 def generation_budget(ctx: Context, task: Task, design: Design, examples: list[Example]) -> int:
@@ -163,21 +153,20 @@ class Head:
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds})
 
     def predict(self, ctx: Context, model, design: Design, target: EvalTarget, train: list[Example],
-                seed: int) -> Predictions:
+                seed: int) -> tuple[list[PredictionRow], int]:
         from sdelab.infer.classify import classify
         n_heads, names = heads(target.task)
         prompts, cut = cls_inputs(ctx, target.task, design, target.examples, train, seed)
         logits = classify(model, prompts, n_heads, ctx.cls_pad_id, ctx.study.eval.batch_size, ctx.precision,
                           desc=f"classify {target.key}")
-        preds, rows = [], []
+        rows = []
         for ex, lg in zip(target.examples, logits):
             per_head = [names[max(range(len(h)), key=h.__getitem__)] for h in lg]
             pred = dict(zip(target.task.spec.targets, per_head)) if n_heads > 1 else per_head[0]
-            preds.append(pred)
             rows.append(PredictionRow(target.key, ex.id, ex.fields, pred, pred, pred, ex.gold, None,
                                       [[round(x, 4) for x in h] for h in lg] if n_heads > 1 else
                                       dict(zip(names, (round(x, 4) for x in lg[0])))))
-        return Predictions(preds, [None] * len(preds), rows, sum(cut))
+        return rows, sum(cut)
 
 
 def cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example], train: list[Example],
@@ -186,8 +175,7 @@ def cls_inputs(ctx: Context, task: Task, design: Design, examples: list[Example]
     tokenizer's own special tokens for an encoder; and whether each had its input cut to fit train.max_length."""
     samples = build_samples(ctx, task, design, examples, train, seed, response=False)
     if not ctx.encoder:
-        encoded = [encode_prompt(ctx.formatter, s, 0) for s in samples]
-        return [ids for ids, _ in encoded], [c > 0 for _, c in encoded]
+        return _prompts(ctx.formatter, samples, 0)
     limit = ctx.study.train.max_length
     ids = [ctx.tokenizer(s.prompt_text)["input_ids"] for s in samples]
     cut = [len(x) > limit for x in ids]

@@ -48,10 +48,8 @@ class TrainSettings:
     def from_section(cls, section: dict, precision: str, checkpoint_every: float) -> TrainSettings:
         """From a study's `train:` section (config.TrainSection dumped): the same names, `lora.x` as `lora_x`, the
         resolved precision; what the loop does not use (max_length: applied when samples are encoded) is left."""
-        flat = {**{k: v for k, v in section.items() if k != "lora"},
-                **{f"lora_{k}": v for k, v in section["lora"].items()},
-                "precision": precision, "checkpoint_every": checkpoint_every}
-        flat["tracking"] = tuple(flat.get("tracking", ()))
+        flat = {**section, **{f"lora_{k}": v for k, v in section["lora"].items()}, "precision": precision,
+                "checkpoint_every": checkpoint_every, "tracking": tuple(section.get("tracking", ()))}
         return cls(**{k: v for k, v in flat.items() if k in cls.__dataclass_fields__})
 
 
