@@ -12,7 +12,6 @@ from sdelab.errors import SdelabError
 
 
 def _run(args) -> int:
-    from sdelab import fileio
     from sdelab.config import load_study, output_dir
     from sdelab.report.table import print_table
     from sdelab.study import store
@@ -145,6 +144,7 @@ def _diagnose(args) -> int:
 def _models(args) -> int:
     from rich.console import Console
     from rich.table import Table
+
     from sdelab.models.catalog import catalog_rows
 
     table = Table(title="sdelab model catalog (also: any local folder, .gguf file or hub id)")
@@ -165,8 +165,8 @@ def _tasks(args) -> int:
 
 
 def _report(args) -> int:
-    from sdelab.report.build import build_report
     from sdelab import results
+    from sdelab.report.build import build_report
     from sdelab.report.table import print_table
     out = Path(args.study_dir)
     if out.suffix in (".yaml", ".yml") and out.is_file():  # a study file: its output folder

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from sdelab.models.precision import autocast
 from sdelab.infer.prefix import batch_after_prefix, decoder_of, prefix_cache
+from sdelab.models.precision import autocast
 from sdelab.models.tokenize import pad_batch
 
 

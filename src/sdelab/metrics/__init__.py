@@ -32,5 +32,5 @@ def score(task, gold: list, preds: list, errors: list[str | None], train_gold: l
     return m
 
 
-__all__ = ["PRIMARY", "SPECS", "MetricSpec", "score", "weighted_kappa", "aspect_metrics", "span_metrics", "generation_metrics",
-           "classification_metrics", "majority_baseline"]
+__all__ = ["PRIMARY", "SPECS", "MetricSpec", "score", "weighted_kappa", "aspect_metrics", "span_metrics",
+           "generation_metrics", "classification_metrics", "majority_baseline"]

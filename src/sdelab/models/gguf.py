@@ -107,6 +107,7 @@ def convert_gguf(gguf: Path, sha: str, cache: Path) -> Path:
             return folder
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
         from sdelab.models.quiet import quiet_transformers
 
         print(f"[sdelab] converting {gguf.name} to safetensors in {folder} (once) ...", flush=True)

@@ -53,10 +53,10 @@ def load_cells(out_dir: Path) -> list[CellRecord]:
 
 
 def current(cells: list[CellRecord]) -> tuple[list[CellRecord], list[tuple[CellRecord, CellRecord]]]:
-    """(cells, superseded), sorted by design, size and seed: a study changed and run again into the same folder (another lr, max_length, evaluation
-    set...) leaves the old cells beside the new ones under other ids; counting both would pass them off as extra
-    seeds. Of each (design, train size, seed) the most recently finished cell counts; the others are returned
-    with the cell that replaced them."""
+    """(cells, superseded), sorted by design, size and seed: a study changed and run again into the same folder
+    (another lr, max_length, evaluation set...) leaves the old cells beside the new ones under other ids; counting
+    both would pass them off as extra seeds. Of each (design, train size, seed) the most recently finished cell
+    counts; the others are returned with the cell that replaced them."""
     cells, newest = sorted(cells, key=lambda c: (c.label, size_key(c.size), c.seed)), {}
     for c in cells:
         key = (c.label, c.size, c.seed)

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from sdelab import fileio
 from sdelab.report import stats as st
-from sdelab.report.records import (Loaded, kind_label, majority, paired, ref_label, rows_of, set_label, stacked)
+from sdelab.report.records import Loaded, kind_label, majority, paired, ref_label, rows_of, set_label, stacked
 from sdelab.results import size_key
 
 

@@ -12,7 +12,6 @@ from sdelab.fileio import write_text
 from sdelab.results import METRICS, PARTIAL
 
 
-
 def finished(out_dir: Path, folder_name: str) -> Path | None:
     """The finished folder of a cell, found by its id (the folder name's last part), so a cell is never redone
     even if its folder was named differently (e.g. by a study that now sweeps one more axis)."""

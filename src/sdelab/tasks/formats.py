@@ -437,5 +437,5 @@ def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] 
     return readers.read_rows(path, fmt, columns, FORMATS)
 
 
-__all__ = ["register", "read_rows", "FORMATS", "Row", "Path", "combine_polarities", "genia_type", "UNMENTIONED_RAW", "CONFLICT_RAW",
-           "OUT_OF_SCOPE_RAW", "SEMEVAL16_ENTITIES", "SENTIHOOD_ASPECTS", "GENIA_TYPES"]
+__all__ = ["register", "read_rows", "FORMATS", "Row", "Path", "combine_polarities", "genia_type", "UNMENTIONED_RAW",
+           "CONFLICT_RAW", "OUT_OF_SCOPE_RAW", "SEMEVAL16_ENTITIES", "SENTIHOOD_ASPECTS", "GENIA_TYPES"]
