@@ -47,10 +47,14 @@ DOC = {
     "input_loss": "MI: the loss also covers the instruction and input tokens; No-MI: only the response (+ EOS). "
                   "The rendered text is the same; what is trained differs (`sdelab render` shows it in green).",
     "output_format": "How several predictions are written: one sentence (Natural), one `target: value` per line "
-                     "(Lines), or one JSON object for the whole answer (JSON).",
+                     "(Lines), one JSON object per aspect or type per line (JSON, as the SDE code), one JSON object "
+                     "for the whole answer (`json_object`, sdelab's own), or one `[\"type\", \"text\"]` per line "
+                     "(`pairs`, spans only: the SDE code's heuristic NER and event-detection format). Spans are "
+                     "grouped by type in Natural, Lines and JSON (GENIA's and MAVEN's renderings are below).",
     "unmentioned": "PU: every target is written, unmentioned ones with a placeholder; OU: only the mentioned "
                    "targets (an answer with none is `无` / `none`).",
-    "labels": "TxtLabel: words; NumLabel: numbers (the instruction says which number means what).",
+    "labels": "TxtLabel: words; NumLabel: numbers, 1 / 0 / -1 and -2 for an unmentioned aspect, in the instruction "
+              "and the target alike (the SDE code's `text_num`).",
     "reasoning": "No-CoT; CoT: the rationale, then `答案：`/`Answer:` and the answer; R-CoT: the answer, then "
                  "`理由：`/`Reason:` and the rationale. Rationales come from a data column or a teacher model.",
     "prompt_style": "concise: the template's one-line instruction; complex: its `complex:` text (task "
@@ -83,6 +87,41 @@ FINDINGS = {
     "demo_selection": "GenFT: fine-tuning with in-context demonstrations (FTICL) generalizes better than plain "
                       "fine-tuning on generation tasks (`genft-fticl-summary`, `genft-fticl-question`).",
 }
+# Which paper or code form each option value reproduces (docs: where sdelab deliberately differs).
+FORM = {
+    ("instruction", "first"): "SDE Inst-first: the instruction before the input (GENIA `good1`/`default`, MAVEN "
+                              "`heuristic`).",
+    ("instruction", "last"): "SDE Inst-last: the input first (the MASA baseline `instruction-last`, GENIA `weak1`).",
+    ("instruction", "none"): "SDE No-inst (MASA `no-instruction`): the input alone.",
+    ("input_loss", False): "SDE No-MI (`--no_prompt_loss 1`): only the response (+ EOS) is trained.",
+    ("input_loss", True): "SDE MI (Modeling Input): the prompt tokens are trained too.",
+    ("output_format", "natural"): "SDE Natural: MASA `方面：情感，…。`; spans grouped by type, `; ` between types "
+                                  "(GENIA `weak1`: `'DNA': 'IL-2 gene'; 'protein': 'IL-2', 'NF-kappa B'`).",
+    ("output_format", "lines"): "SDE Lines: MASA `lines-output`, one `方面：情感` per line; spans one type per line "
+                                "(GENIA `good1`: `'RNA': ''` for an empty type; MAVEN `Type: NONE`).",
+    ("output_format", "json"): "SDE JSON: one object per line, per aspect `{\"方面\": …, \"情感\": …}` (MASA "
+                               "`json-output`) or per type `{\"entity_type\": …, \"entity_names\": [...]}` (GENIA "
+                               "`good2`; MAVEN `event_type` / `trigger word`).",
+    ("output_format", "json_object"): "sdelab's own: one JSON object for the whole answer (revision-1 `json`).",
+    ("output_format", "pairs"): "SDE heuristic span format: one `[\"type\", \"text\"]` per line (GENIA `default`, "
+                                "MAVEN `heuristic`); `[]` when there is none.",
+    ("unmentioned", "placeholder"): "SDE PU: every target written, unmentioned ones with the placeholder.",
+    ("unmentioned", "omit"): "SDE OU (MASA `omit-unmentioned`, GENIA `weak1`): only what is mentioned.",
+    ("labels", "text"): "SDE TxtLabel.",
+    ("labels", "number"): "SDE NumLabel (MASA `numerical-label`): 1 / 0 / -1 / -2.",
+    ("reasoning", "none"): "No-CoT.",
+    ("reasoning", "cot"): "A free rationale, then the answer: the short-text-matching paper's CoT. The SDE code's MASA "
+                          "CoT (a description field per aspect inside each JSON line) is not rendered yet "
+                          "(docs/modeling.md).",
+    ("reasoning", "reverse_cot"): "The answer, then a free rationale (SDE R-CoT's order; see `cot`).",
+    ("prompt_style", "concise"): "STM concise prompt: the template's instruction.",
+    ("prompt_style", "complex"): "STM complex prompt: task and label definitions.",
+    ("demo_selection", "fixed"): "GenFT FTICL: the same first k demonstrations in every sample (`train_ptune.py`).",
+    ("demo_selection", "random"): "sdelab's own: k demonstrations drawn per sample.",
+    ("demo_selection", "similar"): "sdelab's own: the k nearest demonstrations.",
+    ("demo_similarity", "tfidf"): "sdelab's own.",
+    ("demo_similarity", "bm25"): "sdelab's own.",
+}
 PRESET_FINDINGS = ("SDE: ES-SDE beats the heuristic design and a weak combination on MASA, nested NER and event "
                    "detection (`sde-es-masa-en`, `sde-es-masa-zh`, `sde-es-genia`, `sde-weak-genia`, `sde-es-maven`, "
                    "`sde-weak-maven`).")
@@ -101,36 +140,71 @@ def build() -> str:
            "e.g. `es-sde+json+ou`, or a mapping `{preset: es-sde, output_format: json}`; a study may list "
            "`{one_factor_from: es-sde}` or `{grid: {output_format: [natural, lines, json]}, preset: es-sde}`.\n",
            "Presets: `es-sde` = Inst-first, No-MI, Lines, PU, TxtLabel, No-CoT (the Sample Design Engineering "
-           "paper's empirically strong design); `heuristic` = Inst-last, No-MI, Natural, PU, TxtLabel, No-CoT (the "
-           "paper's baseline; a task may declare its own); `inst-first`, `inst-last`, `no-inst` (es-sde with that "
-           "placement). Modifiers: `+inst-first +inst-last +no-inst +mi +no-mi +natural +lines +json +pu +ou +txt "
+           "paper's empirically strong design; GENIA `good1`); `heuristic` = Inst-last, No-MI, Natural, PU, "
+           "TxtLabel, No-CoT (the SDE MASA baseline `instruction-last`; GENIA and MAVEN declare theirs: Inst-first, "
+           "Pairs, as their `default` / `heuristic`); `weak` = Inst-last, Natural, OU (EW-SDE, GENIA `weak1`); "
+           "`inst-first`, `inst-last`, `no-inst` (es-sde with that placement). The presets of the SDE tasks are "
+           "rendered at the end. Modifiers: `+inst-first +inst-last +no-inst +mi +no-mi +natural +lines +json "
+           "+json-object +pairs +pu +ou +txt "
            "+num +no-cot +cot +rcot +concise +complex +k<N> +fixed +random +similar +tfidf +bm25 +tpl=<name> "
            "+pool=<split>`. What the papers found: " + PRESET_FINDINGS + "\n",
            "Each option below ends with what the papers found about it; every claim id there is checked against "
            "this project's own runs in [results/findings.md](results/findings.md).\n",
-           "JSON is **one object for the whole answer** (`{\"食品评价\": \"正面\", ...}`; spans: "
-           "`{\"protein\": [\"IL-2\"], ...}`). Options a task family cannot use (e.g. `json` for a single-label "
-           "classification) are refused when asked for explicitly.\n",
+           "JSON is **one object per aspect or type per line**, as the SDE code writes it; the whole-answer object "
+           "is `json_object`. Options a task family cannot use (e.g. `json` for a single-label classification, "
+           "`pairs` for anything but spans) are refused when asked for explicitly. Since render revision 2 (every "
+           "cell's config records it) designs render as the SDE code does; cells of revision 1 run again.\n",
            "| option | values | applies to |\n|---|---|---|\n"]
     from sdelab.design.options import APPLIES
     for key, values in OPTIONS.items():
         fams = [f for f in APPLIES if key in APPLIES[f]]
         out.append(f"| `{key}` | {' / '.join(f'`{v}`' for v in values)} | {', '.join(fams)} |\n")
+    from sdelab.design.options import ONLY
     out.append("| `demos` | k ≥ 0 | all |\n| `demo_pool` | a split name | all |\n| `template` | a template name of the "
                "task | all |\n\n")
     for key, values in OPTIONS.items():
         found = f"**What the papers found.** {FINDINGS[key]}\n\n" if key in FINDINGS else ""
         out.append(f"## `{key}`\n\n{DOC[key]}\n\n{found}")
         for v in values:
+            form = f"Form: {FORM[(key, v)]}\n\n"
+            if (key, v) in ONLY:
+                out.append(f"### `{key}: {v}`\n\n{form}For {ONLY[(key, v)]} only: see the SDE tasks below.\n\n")
+                continue
             if key.startswith("demo_"):
                 d = get_design({key: v, "demos": 1})
                 zh, en = show(ZH, d, ZH_EX[0], [ZH_EX[1]]), show(EN, d, EN_EX[0], [EN_EX[1]])
             else:
                 d = get_design({key: v})
                 zh, en = show(ZH, d, ZH_EX[0]), show(EN, d, EN_EX[0])
-            out.append(f"### `{key}: {v}` (`{d.name}`)\n\n中文:\n\n{zh}\nEnglish:\n\n{en}\n")
+            out.append(f"### `{key}: {v}` (`{d.name}`)\n\n{form}中文:\n\n{zh}\nEnglish:\n\n{en}\n")
     out.append("## `template`\n\nA task lists several wordings (`templates:` in its YAML); `template: NAME` picks "
-               "one, so a model trained on one wording can be evaluated on an unseen one.\n")
+               "one, so a model trained on one wording can be evaluated on an unseen one (the SDE code's GENIA "
+               "`desc1`-`desc3` are the built-in `genia` task's templates).\n\n")
+    out.append(sde_tasks())
+    return "".join(out)
+
+
+SPAN_EX = {"genia": Example("g1", {"text": "IL-2 gene expression requires NF-kappa B ."},
+                            (("dna", "IL-2 gene"), ("protein", "NF-kappa B"))),
+           "maven-ed": Example("m1", {"text": "The army invaded the city and the war began ."},
+                               (("attack", "invaded"), ("process_start", "began")))}
+
+
+def sde_tasks() -> str:
+    """The SDE paper's span tasks as sdelab renders them: the presets and every output format, on the built-in
+    `genia` and `maven-ed` tasks (the examples are the SDE code's own GENIA example and an invented sentence)."""
+    from sdelab.tasks import get_task
+    out = ["## The SDE tasks' presets and span formats\n\n",
+           "Rendered on the built-in tasks, whose YAML carries the SDE code's types, instruction wordings, quoting "
+           "and format instructions (`hints:`). Deliberate differences from the SDE code: the model's chat template "
+           "wraps the prompt (the code used `[INST]`); one newline joins instruction and input (the code used two "
+           "for Inst-first, and one space for MAVEN); an empty GENIA `default` answer is `[]`, as its prompt asks "
+           "(the code's target was the empty string).\n\n"]
+    for name, ex in SPAN_EX.items():
+        task = get_task(name)
+        for spec in ("es-sde", "heuristic", "weak", "es-sde+natural", "es-sde+json", "es-sde+json-object"):
+            d = get_design(spec, "span_extraction", task.spec.presets())
+            out.append(f"### `{name}`: `{spec}`\n\n{show(task, d, ex)}\n")
     return "".join(out)
 
 

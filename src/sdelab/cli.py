@@ -81,7 +81,7 @@ def _render(args) -> int:
     designs = ctx.designs
     if args.design:
         designs = [d for d in designs if d.name == args.design] or [
-            get_design(args.design, ctx.task.spec.family, ctx.task.spec.heuristic)]
+            get_design(args.design, ctx.task.spec.family, ctx.task.spec.presets())]
     console = Console(highlight=False)
     tok = ctx.tokenizer
     size = None if study.train_sizes[0] == "all" else int(study.train_sizes[0])

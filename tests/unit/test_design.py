@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sdelab.design import get_design, parse, render
 from sdelab.design import codec
 from sdelab.design.codec import ERROR_KINDS, MissingRationale, answer_text
-from sdelab.design.options import (APPLIES, OPTIONS, PRESETS, Design, expand_designs, grid,
+from sdelab.design.options import (APPLIES, ONLY, OPTIONS, PRESETS, Design, expand_designs, grid,
                                    one_factor_variants)
 from sdelab.errors import SdelabError
 from sdelab.tasks import get_task
@@ -53,7 +53,10 @@ def test_output_formats_zh():
     assert answer_text(MASA, get_design("es-sde+natural"), EX.gold) == \
         "食品评价：正面，价格水平：负面，卫生情况：未提及，服务态度：未提及，停车方便：未提及，饮品：未提及。"
     assert answer_text(MASA, get_design("es-sde"), EX.gold).splitlines()[:2] == ["食品评价：正面", "价格水平：负面"]
-    assert answer_text(MASA, get_design("es-sde+json+ou"), EX.gold) == '{"食品评价": "正面", "价格水平": "负面"}'
+    # JSON as the SDE code writes it: one object per aspect per line; the whole-answer object is json_object
+    assert answer_text(MASA, get_design("es-sde+json+ou"), EX.gold) == \
+        '{"方面": "食品评价", "情感": "正面"}\n{"方面": "价格水平", "情感": "负面"}'
+    assert answer_text(MASA, get_design("es-sde+json-object+ou"), EX.gold) == '{"食品评价": "正面", "价格水平": "负面"}'
 
 
 def test_output_formats_en():
@@ -148,7 +151,7 @@ def test_presets_and_one_factor_names():
     h = get_design("heuristic")
     assert (h.instruction, h.output_format, h.unmentioned, h.labels, h.reasoning) == \
         ("last", "natural", "placeholder", "text", "none")
-    assert get_design("heuristic", heuristic={"instruction": "first", "output_format": "json"}).output_format == "json"
+    assert get_design("heuristic", own={"heuristic": {"instruction": "first", "output_format": "json"}}).output_format == "json"
     d = get_design("es-sde+json+ou")
     assert (d.output_format, d.unmentioned, d.name) == ("json", "omit", "es-sde+json+ou")
     assert get_design({"instruction": "none", "input_loss": True}).name == "es-sde+no-inst+mi"
@@ -208,6 +211,7 @@ def designs_for(family):
     ok = []
     for d in out:
         bad = [k for k in OPTIONS if k not in APPLIES[family] and getattr(d, k) != getattr(Design(), k)]
+        bad += [k for (k, v), fam in ONLY.items() if getattr(d, k) == v and fam != family]
         if not bad and not (family == "text_generation" and d.reasoning != "none"):
             ok.append(d)
     return ok
@@ -231,7 +235,7 @@ def test_parse_inverts_render(name, design, data):
 
 @pytest.mark.parametrize("name", list(ALL_TASKS))
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(), fmt=st.sampled_from(["natural", "lines", "json"]), ou=st.booleans(),
+@given(text=st.text(), fmt=st.sampled_from(list(OPTIONS["output_format"])), ou=st.booleans(),
        reasoning=st.sampled_from(["none", "cot", "reverse_cot"]))
 def test_parser_survives_any_string(name, text, fmt, ou, reasoning):
     task = ALL_TASKS[name]
@@ -253,7 +257,8 @@ def test_error_kinds():
     pred, err = parse(MASA, get_design("es-sde+ou"), "食品评价：正面\n食品评价：负面")
     assert err == "duplicate_target" and pred["food"] == "positive"
     assert parse(MASA, get_design("es-sde+ou"), "食品评价：正", truncated=True)[1] == "truncated"
-    assert parse(MASA, get_design("es-sde+json"), '{"食品评价": "正面"')[1] == "unparsable"
+    assert parse(MASA, get_design("es-sde+json"), '{"方面": "食品评价", "情感": "正面"')[1] == "unparsable"
+    assert parse(MASA, get_design("es-sde+json-object"), '{"食品评价": "正面"')[1] == "unparsable"
     assert parse(MASA, get_design("es-sde+cot"), "理由很多")[1] == "unparsable"
 
 

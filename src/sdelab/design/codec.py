@@ -1,19 +1,26 @@
 """Render an example into a training sample, and parse a model's output back — side by side, so one design
 cannot write what it cannot read: `parse(task, design, render(task, design, x).response.text) == (x.gold, None)`.
 
-Output formats, for the families with several predictions per example (multi_aspect, span_extraction):
-- natural: one sentence, items joined by the language's comma: `食品评价：正面，价格水平：负面。`
-- lines:   one `target: value` per line
-- json:    ONE JSON object for the whole answer: {"food": "positive", ...}; spans: {"protein": ["IL-2"], ...}
-Under OU an answer with nothing to report is written `无` / `none` (JSON: `{}`).
+Output formats, for the families with several predictions per example (multi_aspect, span_extraction), as the
+Sample Design Engineering code writes them (docs/design-options.md shows each):
+- natural: one sentence. Aspects: `食品评价：正面，价格水平：负面。`; spans grouped by type, types joined by `; `:
+  `'DNA': 'IL-2 gene'; 'protein': 'IL-2', 'NF-kappa B'` (quoted where the task says `quote_spans`)
+- lines:   one `target: value` per line; spans one line per type: `'protein': 'IL-2', 'NF-kappa B'`
+- json:    one JSON object per line, per aspect `{"方面": "食品评价", "情感": "正面"}` or per type
+  `{"entity_type": "DNA", "entity_names": ["IL-2 gene"]}` (the task's `json_keys`)
+- json_object: ONE JSON object for the whole answer: {"food": "positive", ...}; spans: {"protein": ["IL-2"], ...}
+- pairs:   spans only, one `["type", "text"]` per line (the SDE code's heuristic NER / event detection format)
+Under OU an answer with nothing to report is written `无` / `none` (JSON: `{}`, pairs: `[]`).
 Spans are written grouped by type in schema order (reading order within a type); the loader stores gold spans in
 the same canonical order.
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from typing import Any, Literal
 
 from sdelab.design.options import Design
@@ -24,26 +31,41 @@ ErrorKind = Literal["empty", "unparsable", "unknown_target", "unknown_label", "m
                     "truncated"]
 ERROR_KINDS: tuple[str, ...] = ErrorKind.__args__  # type: ignore[attr-defined]
 
+# How designs render, versioned: a cell's id includes it, so a change to what a design writes (revision 2: the SDE
+# code's NumLabel scheme, JSON lines, span formats and soft matching) runs the cell again instead of reusing it.
+RENDER_REVISION = 2
+
 LANG = {
     "zh": {"colon": "：", "comma": "，", "end": "。", "answer": "答案：", "reason": "理由：", "none": "无",
-           "span_placeholder": "无", "aspect_placeholder": "未提及"},
+           "span_placeholder": "无", "aspect_placeholder": "未提及", "types": "；",
+           "multi_aspect_keys": ("方面", "情感"), "span_extraction_keys": ("类型", "文本")},
     "en": {"colon": ": ", "comma": ", ", "end": ".", "answer": "Answer:", "reason": "Reason:", "none": "none",
-           "span_placeholder": "none", "aspect_placeholder": "not mentioned"},
+           "span_placeholder": "none", "aspect_placeholder": "not mentioned", "types": "; ",
+           "multi_aspect_keys": ("aspect", "sentiment"), "span_extraction_keys": ("entity_type", "entity_names")},
 }
 
 HINTS = {  # appended to the instruction, so that No-inst designs carry none of them
     ("zh", "multi_aspect", "natural"): "请用一句话写出各方面的情感，格式为“方面：情感，方面：情感。”",
     ("zh", "multi_aspect", "lines"): "每行写一个方面及其情感，格式为“方面：情感”。",
-    ("zh", "multi_aspect", "json"): "请输出一个JSON对象，键为方面，值为情感。",
+    ("zh", "multi_aspect", "json"): '每个方面写一行JSON：{"{key}": "方面", "{value}": "情感"}。',
+    ("zh", "multi_aspect", "json_object"): "请输出一个JSON对象，键为方面，值为情感。",
     ("en", "multi_aspect", "natural"): "Answer in one sentence: 'aspect: sentiment, aspect: sentiment.'",
     ("en", "multi_aspect", "lines"): "Write one line per aspect: 'aspect: sentiment'.",
-    ("en", "multi_aspect", "json"): "Answer with one JSON object mapping each aspect to its sentiment.",
-    ("zh", "span_extraction", "natural"): "请用一句话写出找到的内容，格式为“类型：文本，类型：文本。”",
-    ("zh", "span_extraction", "lines"): "每行写一个结果，格式为“类型：文本”。",
-    ("zh", "span_extraction", "json"): "请输出一个JSON对象，键为类型，值为文本列表。",
-    ("en", "span_extraction", "natural"): "Answer in one sentence: 'type: text, type: text.'",
-    ("en", "span_extraction", "lines"): "Write one line per item: 'type: text'.",
-    ("en", "span_extraction", "json"): "Answer with one JSON object mapping each type to a list of texts.",
+    ("en", "multi_aspect", "json"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", '
+                                    '"{value}": "sentiment"}.',
+    ("en", "multi_aspect", "json_object"): "Answer with one JSON object mapping each aspect to its sentiment.",
+    ("zh", "span_extraction", "natural"): "请用一句话写出找到的内容，每个类型写“类型：文本，文本”，类型之间用“；”隔开。",
+    ("zh", "span_extraction", "lines"): "每个类型写一行，格式为“类型：文本，文本”。",
+    ("zh", "span_extraction", "json"): '每个类型写一行JSON：{"{key}": "类型", "{value}": ["文本"]}。',
+    ("zh", "span_extraction", "json_object"): "请输出一个JSON对象，键为类型，值为文本列表。",
+    ("zh", "span_extraction", "pairs"): '每个结果写一行，格式为["类型", "文本"]；没有时写[]。',
+    ("en", "span_extraction", "natural"): "For each type, answer 'type: text, text', and join the types with ';'.",
+    ("en", "span_extraction", "lines"): "For each type, answer in a line: 'type: text, text'.",
+    ("en", "span_extraction", "json"): 'For each type, answer in a line with a JSON object: {"{key}": "type", '
+                                       '"{value}": ["text"]}.',
+    ("en", "span_extraction", "json_object"): "Answer with one JSON object mapping each type to a list of texts.",
+    ("en", "span_extraction", "pairs"): 'Answer in the format ["type", "text"], one per line. If there is none, '
+                                        'answer "[]".',
     ("zh", "placeholder"): "没有提到的{what}写“{ph}”。",
     ("en", "placeholder"): "Write '{ph}' for every {what} the text does not mention.",
     ("zh", "omit"): "只写提到的{what}；都没有时写“{none}”。",
@@ -98,15 +120,26 @@ def instruction_text(task: Task, design: Design) -> str:
         text = tpl.instruction
     fam, lang = task.spec.family, task.spec.language
     L = LANG[lang]
-    values = {"targets": L["comma"].join(_target_words(task).values()),
-              "labels": L["comma"].join(str(w) for w in _label_words(task, design).values())}
+    words = list(_label_words(task, design).values())
+    if fam == "multi_aspect" and design.labels == "number":
+        words.append(task.label_number(UNMENTIONED))
+    values = {"targets": L["comma"].join(_target_words(task).values()), "labels": L["comma"].join(map(str, words))}
     hints = []
-    if fam in ("multi_aspect", "span_extraction"):
-        hints.append(HINTS[(lang, fam, design.output_format)])
-        hints.append(HINTS[(lang, "placeholder" if design.unmentioned == "placeholder" else "omit")].format(
-            what=WHAT[(lang, fam)], ph=_placeholder(task, design), none=L["none"]))
+    own = (task.spec.hints or {}).get(f"{design.output_format}+{design.unmentioned}")
+    if fam in ("multi_aspect", "span_extraction") and own is not None:  # the task's own wording (e.g. the SDE code's)
+        hints.append(own)
+    elif fam in ("multi_aspect", "span_extraction"):
+        key, value = json_keys(task)
+        hints.append(_fill(HINTS[(lang, fam, design.output_format)], {"key": key, "value": value}))
+        if design.output_format != "pairs":
+            hints.append(HINTS[(lang, "placeholder" if design.unmentioned == "placeholder" else "omit")].format(
+                what=WHAT[(lang, fam)], none=L["none"], ph="[]" if fam == "span_extraction" and design.output_format
+                == "json" else _placeholder(task, design) or "''"))
     if design.labels == "number" and (fam in CLASSIFICATION or fam == "multi_aspect"):
-        pairs = L["comma"].join(f"{task.label_number(n)}={w}" for n, w in _label_words(task, None).items())
+        words = _label_words(task, None)
+        if fam == "multi_aspect":  # the SDE code's scheme: 1 / 0 / -1, and -2 for unmentioned, as in the target
+            words[UNMENTIONED] = _placeholder(task, replace(design, labels="text"))
+        pairs = L["comma"].join(f"{task.label_number(n)}={w}" for n, w in words.items())
         hints.append(HINTS[(lang, "number")].format(pairs=pairs))
     if design.reasoning != "none":
         hints.append(HINTS[(lang, design.reasoning)])
@@ -135,23 +168,59 @@ def answer_text(task: Task, design: Design, gold: Any) -> str:
         return str(_label_words(task, design)[gold])
     if fam == "text_generation":
         return gold
-    items = _items(task, design, gold)
-    if design.output_format == "json":
-        obj: dict[str, Any] = {}
+    fmt, items = design.output_format, _items(task, design, gold)
+    key, value = json_keys(task)
+    if fam == "span_extraction" and fmt == "pairs":
+        sep = (task.spec.pairs_separator, ": ")
+        return "\n".join(json.dumps([k, v], ensure_ascii=False, separators=sep) for k, v in items if v is not None) \
+            or "[]"
+    if fam == "span_extraction":  # one group per type: (type, [texts]) in schema order, [] for PU's empty types
+        groups: dict[str, list[str]] = {}
         for k, v in items:
-            if fam == "span_extraction":
-                obj.setdefault(k, [])
-                if v is not None:
-                    obj[k].append(v)
-            else:
-                obj[k] = _placeholder(task, design) if v is None else v
-        return json.dumps(obj, ensure_ascii=False)
+            groups.setdefault(k, [])
+            if v is not None:
+                groups[k].append(v)
+        items = list(groups.items())
+    if fmt == "json_object":
+        return json.dumps({k: _json_value(task, design, v) for k, v in items}, ensure_ascii=False)
     if not items:
-        return L["none"]
+        return "{}" if fmt == "json" else L["none"]
+    if fmt == "json":
+        return "\n".join(json.dumps({key: k, value: _json_value(task, design, v)}, ensure_ascii=False)
+                         for k, v in items)
+    if fam == "span_extraction":
+        q = _quoted if task.spec.quote_spans else _bare
+        strs = [(q(k), L["comma"].join(map(q, v)) if v else q(_placeholder(task, design))) for k, v in items]
+        return (L["types"] if fmt == "natural" else "\n").join(f"{k}{L['colon']}{v}" for k, v in strs)
     strs = [(k, _placeholder(task, design) if v is None else str(v)) for k, v in items]
-    if design.output_format == "lines":
+    if fmt == "lines":
         return "\n".join(f"{k}{L['colon']}{v}" for k, v in strs)
     return L["comma"].join(f"{k}{L['colon']}{v}" for k, v in strs) + L["end"]
+
+
+def json_keys(task: Task) -> tuple[str, str]:
+    """The two keys of the JSON output's objects: the task's, else the family's in its language."""
+    return tuple(task.spec.json_keys or LANG[task.spec.language].get(f"{task.spec.family}_keys", ("", "")))
+
+
+def _json_value(task: Task, design: Design, v: Any) -> Any:
+    """An aspect's label (PU's placeholder for None; -2 under NumLabel) or a type's list of texts, for JSON."""
+    if isinstance(v, list):
+        return v
+    if v is None:
+        return task.label_number(UNMENTIONED) if design.labels == "number" else _placeholder(task, design)
+    return v
+
+
+def _quoted(s: str) -> str:
+    """A text quoted as the SDE code's str(list) wrote it: 'x', or "x" when it holds a single quote."""
+    return repr(str(s))
+
+
+def _bare(s: str) -> str:
+    """A text as it is, unless it could not be read back bare (a comma, a quote first, spaces around)."""
+    s = str(s)
+    return _quoted(s) if not s or s != s.strip() or re.search(r"[,，]", s) or s[:1] in "'\"" else s
 
 
 def _items(task: Task, design: Design, gold: Any) -> list[tuple[str, Any]]:
@@ -163,7 +232,7 @@ def _items(task: Task, design: Design, gold: Any) -> list[tuple[str, Any]]:
         for t in task.spec.targets:
             if gold[t] == UNMENTIONED:
                 if pu:
-                    out.append((words[t], task.label_number(UNMENTIONED) if design.labels == "number" else None))
+                    out.append((words[t], None))
             else:
                 out.append((words[t], labels[gold[t]]))
         return out
@@ -184,7 +253,10 @@ def _target_words(task: Task) -> dict[str, str]:
 
 
 def _placeholder(task: Task, design: Design) -> str:
-    if task.spec.placeholder:
+    """What PU writes for an unmentioned target: under NumLabel an aspect's number (-2), else the task's word."""
+    if task.spec.family == "multi_aspect" and design.labels == "number":
+        return str(task.label_number(UNMENTIONED))
+    if task.spec.placeholder is not None:
         return task.spec.placeholder
     return LANG[task.spec.language]["aspect_placeholder" if task.spec.family == "multi_aspect"
                                     else "span_placeholder"]
@@ -305,37 +377,45 @@ def _target_table(task: Task) -> dict[str, str]:
 
 
 def _raw_items(task: Task, design: Design, answer: str) -> tuple[list[tuple[str, Any]], str | None]:
-    """(key as written, value as written) pairs, in the design's format, plus an error if the text does not
-    have that format at all."""
-    L = LANG[task.spec.language]
+    """(key as written, value as written: a label, or a list of texts for a span type) pairs, in the design's
+    format, plus an error if the text does not have that format at all."""
+    L, fmt, spans = LANG[task.spec.language], design.output_format, task.spec.family == "span_extraction"
     a = answer.strip()
-    if _norm(a) == _norm(L["none"]) or a == "{}":
+    if _norm(a) == _norm(L["none"]) or a in ("{}", "[]"):
         return [], None
-    if design.output_format == "json":
-        start, end = a.find("{"), a.rfind("}")
-        try:
-            obj = json.loads(a[start:end + 1], object_pairs_hook=list) if start >= 0 < end else None
-        except (json.JSONDecodeError, RecursionError):
-            obj = None
-        if not isinstance(obj, list):
-            return [], "unparsable"
-        return [(str(k), v) for k, v in obj], None
-    if design.output_format == "lines":
+    if fmt == "json_object":
+        obj = _literal(a[a.find("{"):a.rfind("}") + 1])
+        return ([(str(k), v) for k, v in obj], None) if isinstance(obj, list) else ([], "unparsable")
+    if fmt in ("json", "pairs"):  # one JSON object / ["type", "text"] array per line
+        key, value = json_keys(task)
+        items, bad = [], False
+        for ln in a.splitlines():
+            obj = _literal(ln.strip()) if ln.strip() else None
+            if isinstance(obj, list) and obj and all(isinstance(x, tuple) for x in obj):
+                obj = dict(obj)
+            if fmt == "json" and isinstance(obj, dict) and key in obj and value in obj:
+                items.append((str(obj[key]), obj[value]))
+            elif fmt == "pairs" and isinstance(obj, list) and len(obj) == 2 and all(isinstance(x, str) for x in obj):
+                items.append((obj[0], [obj[1]]))
+            elif ln.strip() and obj != []:
+                bad = True
+        return items, ("unparsable" if bad or not items else None)
+    if fmt == "lines":
         items, bad = [], False
         for ln in a.splitlines():
             if not ln.strip():
                 continue
             m = re.match(r"\s*(.+?)\s*[:：]\s*(.*)$", ln)
             if m:
-                items.append((m.group(1), m.group(2).strip()))
+                items.append((m.group(1), _texts(m.group(2)) if spans else m.group(2).strip()))
             else:
                 bad = True
         return items, ("unparsable" if bad or not items else None)
-    # natural: find '<known target><colon>' anchors; values run to the next anchor
+    # natural: find '<known target><colon>' anchors (a target may be quoted); values run to the next anchor
     words = sorted({w for w in _target_words(task).values()} | set(task.spec.targets or ()) |
                    {a for n in task.spec.targets or () for a in task.spec.aliases.get(n, [])}, key=len, reverse=True)
     text = a
-    pat = re.compile(r"(?:^|(?<=[,，;；。.\s]))(" + "|".join(re.escape(w) for w in words) + r")\s*[:：]\s*",
+    pat = re.compile(r"(?:^|(?<=[,，;；。.\s]))['\"]?(" + "|".join(re.escape(w) for w in words) + r")['\"]?\s*[:：]\s*",
                      flags=re.IGNORECASE)
     anchors = list(pat.finditer(text))
     if not anchors:
@@ -344,18 +424,43 @@ def _raw_items(task: Task, design: Design, answer: str) -> tuple[list[tuple[str,
     lead = text[: anchors[0].start()].strip(" ,，;；。.")
     for i, m in enumerate(anchors):
         end = anchors[i + 1].start() if i + 1 < len(anchors) else len(text)
-        value = text[m.end():end].strip()
-        value = re.sub(r"[\s,，;；]+$", "", value)
+        value = re.sub(r"[\s,，;；]+$", "", text[m.end():end].strip())
         if i + 1 == len(anchors):
             value = re.sub(r"[。.]$", "", value).strip()
-        items.append((m.group(1), value))
+        items.append((m.group(1), _texts(value) if spans else value))
     return items, ("unknown_target" if lead else None)
+
+
+def _literal(text: str) -> Any:
+    """A JSON (or Python-literal: the SDE code's outputs use single quotes) value, pairs of a dict kept as a list;
+    None when the text is not one. Never evaluates code."""
+    try:
+        return json.loads(text, object_pairs_hook=list)
+    except (json.JSONDecodeError, RecursionError):
+        pass
+    try:
+        obj = ast.literal_eval(text) if len(text) < 100_000 else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return list(obj.items()) if isinstance(obj, dict) else obj
+
+
+_TEXT = re.compile(r"""\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^,，]+?)\s*(?:[,，]|$)""")
+
+
+def _texts(value: str) -> list[str]:
+    """The texts of one span type as written: comma-separated, each bare or quoted ('a', "b's", 'x, y')."""
+    out = []
+    for m in _TEXT.finditer(value.strip()):
+        tok = m.group(1)
+        out.append(str(_literal(tok) or "") if tok[:1] in "'\"" and len(tok) > 1 and tok[-1] == tok[0] else tok.strip())
+    return [x for x in out if x.strip()]
 
 
 def _parse_items(task: Task, design: Design, answer: str) -> tuple[Any, str | None]:
     raw, fmt_err = _raw_items(task, design, answer)
     targets, labels = _target_table(task), _label_table(task, design)
-    fam, pu = task.spec.family, design.unmentioned == "placeholder"
+    fam, pu = task.spec.family, design.unmentioned == "placeholder" and design.output_format != "pairs"
     ph = {_norm(_placeholder(task, design)), _norm(LANG[task.spec.language]["none"])}
     errors: set[str] = {fmt_err} if fmt_err else set()
     seen: set[str] = set()

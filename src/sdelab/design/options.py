@@ -23,9 +23,10 @@ class Design:
     """Inst-first: the instruction before the input; Inst-last: after it; No-inst: no instruction at all."""
     input_loss: bool = False
     """MI (True): the loss covers the instruction and input too; No-MI (False): only the response."""
-    output_format: Literal["natural", "lines", "json"] = "lines"
-    """Several predictions per example: one sentence (Natural), one 'target: value' per line (Lines), or one
-    JSON object {target: value} (JSON)."""
+    output_format: Literal["natural", "lines", "json", "json_object", "pairs"] = "lines"
+    """Several predictions per example: one sentence (Natural), one 'target: value' per line (Lines), one JSON
+    object per aspect or type per line (JSON, as the SDE code), one JSON object for the whole answer
+    (json_object), or one ["type", "text"] per line (pairs: spans only, the SDE code's heuristic format)."""
     unmentioned: Literal["placeholder", "omit"] = "placeholder"
     """PU: every target is written, unmentioned ones with a placeholder; OU: only mentioned targets."""
     labels: Literal["text", "number"] = "text"
@@ -52,7 +53,7 @@ class Design:
 OPTIONS: dict[str, tuple] = {
     "instruction": ("first", "last", "none"),
     "input_loss": (False, True),
-    "output_format": ("natural", "lines", "json"),
+    "output_format": ("natural", "lines", "json", "json_object", "pairs"),
     "unmentioned": ("placeholder", "omit"),
     "labels": ("text", "number"),
     "reasoning": ("none", "cot", "reverse_cot"),
@@ -63,12 +64,16 @@ OPTIONS: dict[str, tuple] = {
 FREE = ("demos", "demo_pool", "template")  # options without a fixed set of values
 
 ES_SDE = Design("es-sde")  # Inst-first, No-MI, Lines, PU, TxtLabel, No-CoT: the paper's empirically strong design
-# The Sample Design Engineering paper's baseline: Inst-last, No-MI, Natural, PU, TxtLabel, No-CoT.
+# The Sample Design Engineering paper's baseline: Inst-last, No-MI, Natural, PU, TxtLabel, No-CoT (its MASA code's
+# `instruction-last`); a task may declare its own (GENIA and MAVEN: Inst-first, one ["type", "text"] per line).
 SDE_BASELINE = Design("heuristic", instruction="last", output_format="natural")
+# EW-SDE, the SDE code's weak combination (GENIA's weak1): the input first, Natural, only what is mentioned (OU).
+SDE_WEAK = Design("weak", instruction="last", output_format="natural", unmentioned="omit")
 
 PRESETS: dict[str, Design] = {
     "es-sde": ES_SDE,
-    "heuristic": SDE_BASELINE,  # a task may declare its own `heuristic:` design
+    "heuristic": SDE_BASELINE,  # a task may declare its own `heuristic:` and `weak:` designs
+    "weak": SDE_WEAK,
     "inst-first": replace(ES_SDE, name="inst-first"),
     "inst-last": replace(ES_SDE, name="inst-last", instruction="last"),
     "no-inst": replace(ES_SDE, name="no-inst", instruction="none"),
@@ -79,6 +84,7 @@ MODIFIERS: dict[str, dict[str, Any]] = {
     "inst-first": {"instruction": "first"}, "inst-last": {"instruction": "last"}, "no-inst": {"instruction": "none"},
     "mi": {"input_loss": True}, "no-mi": {"input_loss": False},
     "natural": {"output_format": "natural"}, "lines": {"output_format": "lines"}, "json": {"output_format": "json"},
+    "json-object": {"output_format": "json_object"}, "pairs": {"output_format": "pairs"},
     "pu": {"unmentioned": "placeholder"}, "ou": {"unmentioned": "omit"},
     "txt": {"labels": "text"}, "num": {"labels": "number"},
     "no-cot": {"reasoning": "none"}, "cot": {"reasoning": "cot"}, "rcot": {"reasoning": "reverse_cot"},
@@ -100,6 +106,7 @@ APPLIES: dict[str, set[str]] = {
     "text_generation": {"instruction", "input_loss", "prompt_style", *FREE, "demo_selection", "demo_similarity"},
 }
 APPLIES["pair_classification"] = APPLIES["single_classification"]
+ONLY = {("output_format", "pairs"): "span_extraction"}  # option values only one family can use
 
 
 def _modifier(mod: str, spec: str) -> dict[str, Any]:
@@ -126,19 +133,19 @@ def _check(key: str, value: Any) -> None:
                           field="designs")
 
 
-def get_design(spec: str | dict[str, Any], family: str | None = None, heuristic: dict | None = None) -> Design:
+def get_design(spec: str | dict[str, Any], family: str | None = None, own: dict | None = None) -> Design:
     """A design from a name ('es-sde+json') or a mapping. With `family`, options the family cannot use are
-    refused when asked for explicitly; `heuristic` is the task's own baseline design, if it has one."""
+    refused when asked for explicitly; `own`: the task's own presets ({'heuristic': {...}, 'weak': {...}})."""
     changed: dict[str, Any] = {}
     if isinstance(spec, str):
         base_name, *mods = spec.split("+")
-        base = _preset(base_name, heuristic)
+        base = _preset(base_name, own)
         for m in mods:
             changed.update(_modifier(m, spec))
         name = spec
     elif isinstance(spec, dict):
         spec = dict(spec)
-        base = _preset(str(spec.pop("preset", "es-sde")), heuristic)
+        base = _preset(str(spec.pop("preset", "es-sde")), own)
         name = spec.pop("name", None)
         changed = spec
     else:
@@ -151,14 +158,17 @@ def get_design(spec: str | dict[str, Any], family: str | None = None, heuristic:
             raise SdelabError(f"design '{name or spec}' sets {', '.join(bad)}, which the {family} family cannot "
                               f"use (it applies to: {', '.join(sorted(APPLIES[family]))})", field="designs")
     d = replace(base, **changed)
+    for (k, v), fam in ONLY.items():
+        if family is not None and getattr(d, k) == v and family != fam:
+            raise SdelabError(f"design '{name or spec}': {k} '{v}' is for {fam} tasks only", field="designs")
     return replace(d, name=name or auto_name(d))
 
 
-def _preset(name: str, heuristic: dict | None) -> Design:
-    if name == "heuristic" and heuristic:
-        for k, v in heuristic.items():
+def _preset(name: str, own: dict | None) -> Design:
+    if (own or {}).get(name):
+        for k, v in own[name].items():
             _check(k, v)
-        return replace(SDE_BASELINE, **heuristic)
+        return replace(PRESETS[name], **own[name])
     if name not in PRESETS:
         raise SdelabError(f"unknown design '{name}'" + did_you_mean(name, list(PRESETS)), field="designs")
     return PRESETS[name]
@@ -185,31 +195,31 @@ def auto_name(d: Design, base: Design = ES_SDE) -> str:
     return "+".join(parts)
 
 
-def one_factor_variants(base: str | Design, family: str, heuristic: dict | None = None) -> list[Design]:
-    """Every design one option away from `base` that the family can use (the papers' one-factor studies)."""
-    b = base if isinstance(base, Design) else get_design(base, heuristic=heuristic)
+def one_factor_variants(base: str | Design, family: str, own: dict | None = None) -> list[Design]:
+    """Every design one option away from `base` that the family can use (the papers' one-factor studies): the
+    paper's options, not sdelab's extra output formats (json_object; pairs, which is the heuristic's)."""
+    b = base if isinstance(base, Design) else get_design(base, own=own)
     out = []
     for key, values in OPTIONS.items():
         if key not in APPLIES[family] or key.startswith("demo_"):
             continue
         for v in values:
-            if v != getattr(b, key):
+            if v != getattr(b, key) and v not in ("json_object", "pairs"):
                 d = replace(b, **{key: v})
                 out.append(replace(d, name=f"{b.name}+{auto_name(d, b).split('+', 1)[1]}"))
     return out
 
 
-def grid(base: str, options: dict[str, list], family: str | None = None,
-         heuristic: dict | None = None) -> list[Design]:
+def grid(base: str, options: dict[str, list], family: str | None = None, own: dict | None = None) -> list[Design]:
     """The full factorial of `options` around `base`."""
     keys = list(options)
     out = []
     for combo in itertools.product(*(options[k] for k in keys)):
-        out.append(get_design({"preset": base, **dict(zip(keys, combo))}, family, heuristic))
+        out.append(get_design({"preset": base, **dict(zip(keys, combo))}, family, own))
     return out
 
 
-def expand_designs(specs: list[str | dict], family: str | None = None, heuristic: dict | None = None) -> list[Design]:
+def expand_designs(specs: list[str | dict], family: str | None = None, own: dict | None = None) -> list[Design]:
     """A study's `designs:` list: names, mappings, {grid: {...}, preset: X} and {one_factor_from: X}."""
     out: list[Design] = []
     for spec in specs:
@@ -218,10 +228,10 @@ def expand_designs(specs: list[str | dict], family: str | None = None, heuristic
             if extra:
                 raise SdelabError(f"a grid entry takes 'grid' and 'preset', not {', '.join(sorted(extra))}",
                                   field="designs")
-            out += grid(spec.get("preset", "es-sde"), spec["grid"], family, heuristic)
+            out += grid(spec.get("preset", "es-sde"), spec["grid"], family, own)
         elif isinstance(spec, dict) and "one_factor_from" in spec:
-            base = get_design(spec["one_factor_from"], family, heuristic)
-            out += [base] + one_factor_variants(base, family or "multi_aspect", heuristic)
+            base = get_design(spec["one_factor_from"], family, own)
+            out += [base] + one_factor_variants(base, family or "multi_aspect", own)
         else:
-            out.append(get_design(spec, family, heuristic))
+            out.append(get_design(spec, family, own))
     return out

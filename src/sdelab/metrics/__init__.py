@@ -25,7 +25,7 @@ def score(task, gold: list, preds: list, errors: list[str | None], train_gold: l
         m = aspect_metrics(gold, strict, preds, errors, aspects)
         m["majority_baseline"] = aspect_majority_baseline(train_gold, gold, aspects) if train_gold else None
     elif fam == "span_extraction":
-        m = span_metrics(gold, strict, preds, errors)
+        m = span_metrics(gold, strict, preds, errors, task.spec.soft_match)
     else:
         m = generation_metrics(gold, strict, errors)
     m["primary"] = PRIMARY[fam]

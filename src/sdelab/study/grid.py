@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sdelab.config import Study, substudies
+from sdelab.design.codec import RENDER_REVISION
 from sdelab.design.options import Design, expand_designs
 from sdelab.errors import SdelabError
 from sdelab.tasks.registry import get_task
@@ -51,7 +52,7 @@ def study_designs(study: Study, task: Task) -> list[Design]:
     design listed twice (e.g. a preset and a one-factor sweep around it) once; for a classification head, one
     design per distinct prompt."""
     unique: dict[str, Design] = {}
-    for d in expand_designs(study.designs, task.spec.family, task.spec.heuristic):
+    for d in expand_designs(study.designs, task.spec.family, task.spec.presets()):
         if d.name in unique and unique[d.name] != d:
             raise SdelabError(f"two different designs are both named '{d.name}'", field="designs")
         unique.setdefault(d.name, d)
@@ -119,7 +120,7 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                     "design": design.to_dict(), "train_size": size, "seed": seed,
                     "prompt_format": study.prompt_format, "system_prompt": study.system_prompt,
                     "rationales": _rationales(study, design),
-                    "train": study.train.model_dump(), "eval": study.eval.model_dump(),
+                    "train": study.train.model_dump(), "eval": study.eval.model_dump(), "render": RENDER_REVISION,
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
         for k in (study.untuned if study.modeling == "generative" else []):  # the untuned base model, zero-shot
@@ -133,7 +134,7 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                       "train_size": study.train_sizes[0],
                       # prompts are cut to fit it (a k-shot prompt's demonstrations): another length, another cell
                       "max_length": study.train.max_length,
-                      "rationales": _rationales(study, d)}
+                      "rationales": _rationales(study, d), "render": RENDER_REVISION}
             same = json.dumps({**config, "design": {**config["design"], "name": None}}, sort_keys=True, default=str)
             if same in untuned_seen:
                 continue

@@ -73,6 +73,22 @@ class TaskSpec(_Strict):
                                                       "(default: 未提及 / not mentioned).")
     heuristic: dict | None = Field(None, description="This task's 'heuristic' design (default: the Sample Design "
                                                      "Engineering baseline).")
+    weak: dict | None = Field(None, description="This task's 'weak' design (EW-SDE; default: Inst-last, Natural, "
+                                                "OU, as the SDE code's weak1).")
+    soft_match: Literal["ratio_contained", "ratio"] = Field(
+        "ratio_contained", description="span_extraction: the soft F1's rule: a predicted text snaps to the most "
+        "similar gold text (difflib ratio > 0.5) that contains it or is contained in it (GENIA, as the SDE code), "
+        "or without that condition, scoring distinct predictions (MAVEN, as the SDE code).")
+    quote_spans: bool = Field(False, description="span_extraction: Natural and Lines quote each text ('IL-2', as "
+                                                 "the SDE code's GENIA samples) instead of writing it bare.")
+    pairs_separator: str = Field(", ", description="span_extraction, Pairs: between type and text (the SDE code: "
+                                                  "',' for GENIA, ', ' for MAVEN).")
+    hints: dict[str, str] = Field(default_factory=dict, description="The task's own format instruction for an "
+                                  "'<output_format>+<unmentioned>' design (e.g. 'pairs+omit'), replacing sdelab's "
+                                  "generic hint (the SDE code's wording for GENIA and MAVEN).")
+    json_keys: tuple[str, str] | None = Field(None, description="The JSON output's two keys: (target, value), e.g. "
+                                              "('方面', '情感'), ('entity_type', 'entity_names'); default by "
+                                              "family and language.")
     drop_labels: list[str] = Field(default_factory=list, description="Raw label values meaning 'no gold': such "
                                                                      "rows are skipped.")
     skip_empty: bool = Field(False, description="Skip rows with an empty input (counted) instead of failing; "
@@ -81,6 +97,10 @@ class TaskSpec(_Strict):
     templates: list[TemplateSpec]
     splits: dict[str, SplitSpec]
     train_split: str = "train"
+
+    def presets(self) -> dict[str, dict | None]:
+        """The task's own versions of the named designs (options over sdelab's defaults)."""
+        return {"heuristic": self.heuristic, "weak": self.weak}
 
     @model_validator(mode="after")
     def _check(self):
