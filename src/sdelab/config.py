@@ -56,12 +56,22 @@ class TrainSection(_Strict):
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list, description="Also log the "
                                                              "training curve to these trackers (pip install "
                                                              "'sdelab[tracking]'), in <cell>/tracking/.")
-    lora: LoraSettings = Field(default_factory=LoraSettings)
+    lora: LoraSettings | None = Field(default_factory=LoraSettings, description="LoRA settings; null: full-parameter "
+                                      "fine-tuning (every weight trained, fp32 weights and AdamW state).")
 
 
 class EvalSet(_Strict):
     set: str = Field(description="A split of the study's task, or 'task:split' of another task (cross-task).")
     template: str | None = Field(None, description="Evaluate with this template wording (default: the design's).")
+    demos: int | None = Field(None, ge=0, description="k in-context demonstrations in every test prompt, whatever "
+                              "the design trained with (0: none; the design's demonstration options apply).")
+
+
+class Decoding(_Strict):
+    temperature: float = Field(0.7, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    samples: int = Field(3, ge=1, description="Samples per item: each is scored as its own evaluation set "
+                                              "('<set>~s<i>'), seeded, so the report shows their spread.")
 
 
 class EvalSection(_Strict):
@@ -74,6 +84,12 @@ class EvalSection(_Strict):
     max_new_tokens: int | None = Field(None, ge=1, description="Generation budget; default: the longest "
                                        "response the design can write, plus 4 tokens.")
     batch_size: int = Field(32, ge=1)
+    templates: list[str] = Field(default_factory=list, description="Evaluate every set again in each of these "
+                                 "template wordings (instruction robustness: train on one wording, test on others).")
+    scoring: Literal["sequence", "first_token"] = Field("sequence", description="method score: the sum of the "
+                                                        "label's log-probabilities with end-of-sequence (sequence), "
+                                                        "or its first token's alone (first_token, as the GenFT code).")
+    decoding: Decoding | None = Field(None, description="Sampled decoding (default: greedy).")
 
 
 class Study(_Strict):
@@ -85,9 +101,12 @@ class Study(_Strict):
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description="Training hyperparameters to sweep, "
                                         "e.g. {lr: [1e-4, 2e-4], epochs: [1, 2], lora.r: [4, 8]}.")
     designs: list[str | dict[str, Any]] = Field(default_factory=lambda: ["inst-first"])
-    modeling: Literal["generative", "discriminative"] | list[Literal["generative", "discriminative"]] = Field(
+    modeling: Literal["generative", "discriminative", "encoder"] | list[Literal["generative", "discriminative",
+                                                                           "encoder"]] = Field(
         "generative", description="generative: the model writes the answer; discriminative: a classification head "
-                                  "on the backbone's last token (closed label sets). A list compares both.")
+                                  "on the backbone's last token (closed label sets), LoRA on the backbone; encoder: "
+                                  "the same head with every weight trained (the STM paper's BERT row, e.g. "
+                                  "multilingual-e5-small). A list compares them.")
     reference: str | None = Field(None, description="The design others are compared with in the report "
                                                     "(default: the first listed).")
     untuned: list[int] = Field(default_factory=list, description="Also evaluate the untuned base model with k "

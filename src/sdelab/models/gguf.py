@@ -53,7 +53,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _lock(path: Path):
+def lock(path: Path):
     """An exclusive lock so two processes (shards) never convert the same model at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
@@ -72,7 +72,7 @@ def ensure_concatenated(parts: list[Path], expected_sha: str, cache: Path) -> Pa
         _check(got, expected_sha, parts[0])
         return parts[0]
     out = cache / expected_sha[:16] / "model.gguf"
-    with _lock(cache / f"{expected_sha[:16]}.lock"):
+    with lock(cache / f"{expected_sha[:16]}.lock"):
         if out.exists():
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +102,7 @@ def _check(got: str, expected: str, where: Path) -> None:
 def convert_gguf(gguf: Path, sha: str, cache: Path) -> Path:
     """Dequantize `gguf` into cache/<sha[:16]>/hf (config, safetensors, tokenizer). Idempotent, crash-safe."""
     folder = cache / sha[:16] / "hf"
-    with _lock(cache / f"{sha[:16]}.lock"):
+    with lock(cache / f"{sha[:16]}.lock"):
         if (folder / "COMPLETE").exists():
             return folder
         import torch

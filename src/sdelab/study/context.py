@@ -34,6 +34,8 @@ class EvalTarget:
     template: str | None  # None: the design's own
     examples: list[Example]
     kind: str  # in_domain | out_of_domain | cross_task
+    demos: int | None = None  # k demonstrations in every test prompt (None: the design's own)
+    sample: int | None = None  # which sample of sampled decoding (None: greedy)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,13 @@ def prepare(sub: SubStudy, study_path: Path, data_root_cli: str | None = None, o
     files: dict[str, str] = {}
     path = task.split_path(task.spec.train_split, root)
     files[str(path)] = file_sha256(path)
-    targets = [_target(study, study_path, task, root, files, s) for s in (study.eval.sets or task.eval_splits())]
+    sets = [s if isinstance(s, EvalSet) else EvalSet(set=s) for s in study.eval.sets or task.eval_splits()]
+    own = [s for s in sets if not s.template and s.set.rpartition(":")[0] in ("", task.name)]
+    sets += [s.model_copy(update={"template": tpl}) for tpl in study.eval.templates for s in own]
+    targets = [_target(study, study_path, task, root, files, s) for s in sets]
+    if study.eval.decoding:  # each sample scored as its own set
+        targets = [replace(t, key=f"{t.key}~s{i}", sample=i) for t in targets
+                   for i in range(study.eval.decoding.samples)]
     ctx = Context(study, study_path, task, sub.designs, root, output_dir(study, out_cli), model,
                   resolve_precision(study.train.precision), pool, targets, files, checkpoint_every=checkpoint_every)
     check_designs(ctx)
@@ -78,7 +86,7 @@ def prepare(sub: SubStudy, study_path: Path, data_root_cli: str | None = None, o
         if size != "all" and size > len(pool):
             raise SdelabError(f"train size {size} is larger than the training data ({len(pool)} examples in split "
                               f"'{task.spec.train_split}')", path=study_path, field="train_sizes")
-    if study.modeling == "discriminative":
+    if study.modeling != "generative":
         heads(task)  # fails early for families without a closed label set
         for d in ctx.designs:
             if d.reasoning != "none":
@@ -89,24 +97,24 @@ def prepare(sub: SubStudy, study_path: Path, data_root_cli: str | None = None, o
     set_threads()
     tok = load_tokenizer(ctx.model)
     encoder = not is_causal_lm(ctx.model)
-    if encoder and study.modeling != "discriminative":
+    if encoder and study.modeling == "generative":
         raise SdelabError(f"'{study.model}' is an encoder (no language-model head): it can only be used with "
-                          "modeling: discriminative", path=study_path, field="model")
+                          "modeling: discriminative or encoder", path=study_path, field="model")
     formatter = None if encoder else make_formatter(tok, study.prompt_format, study.train.max_length,
                                                     study.system_prompt)
     pad = None
-    if study.modeling == "discriminative":
+    if study.modeling != "generative":
         pad = classification_pad_id(tok) if not encoder else tok.pad_token_id
     return replace(ctx, tokenizer=tok, formatter=formatter, cls_pad_id=pad, encoder=encoder)
 
 
-def _target(study: Study, study_path: Path, own: Task, root: Path, files: dict, entry: str | EvalSet) -> EvalTarget:
-    spec = entry if isinstance(entry, EvalSet) else EvalSet(set=entry)
+def _target(study: Study, study_path: Path, own: Task, root: Path, files: dict, spec: EvalSet) -> EvalTarget:
     name, _, split = spec.set.rpartition(":")
     task = get_task(name, study_path.parent) if name and name != own.name else own
-    if task.spec.family not in APPLIES or (task is not own and task.is_classification != own.is_classification):
-        raise SdelabError(f"cannot evaluate a {own.spec.family} model on {task.name} ({task.spec.family}): the "
-                          "output formats differ", path=study_path, field="eval.sets")
+    if task.spec.family not in APPLIES or (study.modeling != "generative" and task is not own
+                                           and not (task.is_classification and own.is_classification)):
+        raise SdelabError(f"cannot evaluate a classification head trained on {own.name} on {task.name} "
+                          f"({task.spec.family}): a head writes no text", path=study_path, field="eval.sets")
     if spec.template:
         task.template(spec.template)  # fails early on an unknown template
     examples = task.load(split, root)
@@ -119,8 +127,9 @@ def _target(study: Study, study_path: Path, own: Task, root: Path, files: dict, 
     else:
         same = (task.spec.task_type or task.name) == (own.spec.task_type or own.name)
         kind = "out_of_domain" if same else "cross_task"
-    key = (split if task is own else f"{task.name}:{split}") + (f"@{spec.template}" if spec.template else "")
-    return EvalTarget(key, task, split, spec.template, examples, kind)
+    key = (split if task is own else f"{task.name}:{split}") + (f"@{spec.template}" if spec.template else "") + \
+        (f"+k{spec.demos}" if spec.demos is not None else "")
+    return EvalTarget(key, task, split, spec.template, examples, kind, spec.demos)
 
 
 def check_designs(ctx: Context) -> None:
@@ -142,9 +151,12 @@ def check_designs(ctx: Context) -> None:
             if study.eval.method == "score":
                 raise SdelabError(f"design '{d.name}' writes a rationale, which label scoring cannot score; use "
                                   "eval.method: generate", path=ctx.study_path, field="eval.method")
-    if study.eval.method == "score" and not all(t.task.is_classification for t in ctx.targets):
-        raise SdelabError("label scoring needs closed label sets (classification tasks)", path=ctx.study_path,
-                          field="eval.method")
+    if study.eval.method == "score" and not any(t.task.is_classification for t in ctx.targets):
+        raise SdelabError("label scoring needs closed label sets (classification tasks); the other sets are "
+                          "generated", path=ctx.study_path, field="eval.method")
+    if study.eval.decoding and study.eval.method == "score":
+        raise SdelabError("sampled decoding applies to generation; label scoring has no randomness",
+                          path=ctx.study_path, field="eval.decoding")
 
 
 def heads(task: Task) -> tuple[int, list[str]]:

@@ -20,6 +20,8 @@ def evaluate(ctx: Context, modeling, model, design: Design, target: EvalTarget, 
     """Metrics and prediction rows of `model` on one evaluation set (in the set's template if it names one)."""
     task = target.task
     d = replace(design, template=target.template) if target.template else design
+    if target.demos is not None:
+        d = replace(d, demos=target.demos)
     rows, cut = modeling.predict(ctx, model, d, target, train, seed)
     m = score(task, [e.gold for e in target.examples], [r.lenient for r in rows], [r.error for r in rows],
               [e.gold for e in train] if task is ctx.task else [])

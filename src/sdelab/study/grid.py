@@ -57,7 +57,7 @@ def study_designs(study: Study, task: Task) -> list[Design]:
             raise SdelabError(f"two different designs are both named '{d.name}'", field="designs")
         unique.setdefault(d.name, d)
     designs = list(unique.values())
-    return prompt_distinct(designs) if study.modeling == "discriminative" else designs
+    return prompt_distinct(designs) if study.modeling != "generative" else designs
 
 
 def expand_all(study: Study, base_dir=None) -> list[SubStudy]:
@@ -66,7 +66,7 @@ def expand_all(study: Study, base_dir=None) -> list[SubStudy]:
     for axes, sub in substudies(study):
         task = get_task(sub.task, base_dir)
         names = {"task": task.name, "model": str(sub.model).rstrip("/").split("/")[-1],
-                 "modeling": {"generative": "gen", "discriminative": "cls"}[sub.modeling]}
+                 "modeling": {"generative": "gen", "discriminative": "cls", "encoder": "enc"}[sub.modeling]}
         tag = "__".join(names[k] if k in names else f"{k}={v}" for k, v in axes.items())
         designs = study_designs(sub, task)
         out.append(SubStudy(sub, task, tuple(designs), tuple(expand(sub, designs, tag))))

@@ -21,7 +21,8 @@ from sdelab.results import TRAIN_LOG, PredictionRow
 from sdelab.study.context import Context, EvalTarget, build_samples, heads
 from sdelab.study.grid import Cell
 from sdelab.tasks.task import Example, Task
-from sdelab.train.loop import ClsItem, TrainSettings, TrainStats, add_lora, train_discriminative, train_generative
+from sdelab.train.loop import (ClsItem, TrainSettings, TrainStats, add_lora, memory_needed, train_discriminative,
+                              train_generative)
 
 CHECKPOINT = "checkpoint/train_state.pt"  # in the cell's work folder (store.RESUMABLE)
 
@@ -33,17 +34,55 @@ class Fitted:
     examples: int = 0
     truncated: int = 0  # training samples whose input was cut to fit max_length
     timings: dict[str, float] = field(default_factory=dict)
+    memory: dict | None = None  # check_memory's figures
 
 
 def _settings(ctx: Context) -> TrainSettings:
     return TrainSettings.from_section(ctx.study.train.model_dump(), ctx.precision, ctx.checkpoint_every)
 
 
-def base_lm(ctx: Context):
-    """The sub-study's causal LM, loaded once (ctx.cache) and deep-copied by every cell that trains it."""
-    if "causal_lm" not in ctx.cache:
-        ctx.cache["causal_lm"] = load_causal_lm(ctx.model, ctx.precision)
-    return ctx.cache["causal_lm"]
+def base_lm(ctx: Context, full: bool = False):
+    """The sub-study's causal LM, loaded once (ctx.cache) and deep-copied by every cell that trains it; in fp32
+    for full fine-tuning (its weights are trained; autocast still computes in the run's precision)."""
+    precision = "fp32" if full else ctx.precision
+    if ("causal_lm", precision) not in ctx.cache:
+        ctx.cache.pop(("causal_lm", "fp32" if precision != "fp32" else ctx.precision), None)  # one copy at a time
+        ctx.cache[("causal_lm", precision)] = load_causal_lm(ctx.model, precision)
+    return ctx.cache[("causal_lm", precision)]
+
+
+def check_memory(model, s: TrainSettings) -> dict:
+    """The static memory a training step needs (weights, gradients, AdamW state), refused before training when
+    it exceeds what the machine has available."""
+    need = memory_needed(model, s)
+    avail = _available_gib()
+    need["available_gib"] = avail
+    total = need["weights_gib"] + need["gradients_adam_gib"]
+    if avail is not None and total > 0.9 * avail:
+        raise SdelabError(f"training needs about {total:.1f} GiB for weights, gradients and AdamW state before any "
+                          f"activation, and {avail:.1f} GiB are available: use LoRA (train.lora) or a smaller model",
+                          field="train.lora")
+    return need
+
+
+def _available_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _finish_training(model, s: TrainSettings, work: Path):
+    """Save what was trained (the adapter; the whole model under full fine-tuning) and return the model to
+    evaluate (LoRA merged into a copy of the base: plain linear layers)."""
+    if s.full:
+        model.save_pretrained(work / "model")
+        return model
+    model.save_pretrained(work / "adapter")
+    return model.merge_and_unload()
 
 
 def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], list[bool]]:
@@ -56,23 +95,22 @@ class Generative:
     """The model writes the answer. `predict` returns the prediction rows and how many prompts were cut."""
 
     def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float) -> Fitted:
-        lm = base_lm(ctx)
+        s = _settings(ctx)
+        lm = base_lm(ctx, s.full and cell.untuned is None)
         if cell.untuned is not None:
             return Fitted(lm)
         design = cell.design
-        encoded = [encode_train(ctx.formatter, s) for s in build_samples(ctx, ctx.task, design, train, train,
+        encoded = [encode_train(ctx.formatter, x) for x in build_samples(ctx, ctx.task, design, train, train,
                                                                           cell.seed)]
         tokenize_s = time.perf_counter() - t0
         torch.manual_seed(cell.seed)
-        s = _settings(ctx)
         lm = add_lora(copy.deepcopy(lm), s, cell.seed)
+        memory = check_memory(lm, s)
         stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / TRAIN_LOG,
                                  desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
                                  checkpoint=work / CHECKPOINT)
-        lm.save_pretrained(work / "adapter")
-        lm = lm.merge_and_unload()  # evaluation without the adapter's extra matrix products (a copy of the base)
-        return Fitted(lm, stats, len(encoded), sum(1 for e in encoded if e.truncated),
-                      {"tokenize_s": tokenize_s, "train_s": stats.seconds})
+        return Fitted(_finish_training(lm, s, work), stats, len(encoded), sum(1 for e in encoded if e.truncated),
+                      {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 
     def predict(self, ctx: Context, lm, design: Design, target: EvalTarget, train: list[Example],
                 seed: int) -> tuple[list[PredictionRow], int]:
@@ -80,14 +118,13 @@ class Generative:
         task, ev, f = target.task, ctx.study.eval, ctx.formatter
         samples = build_samples(ctx, task, design, target.examples, train, seed, response=False)
         scores = None
-        if ev.method == "score":
+        if ev.method == "score" and task.is_classification:  # another family's sets are generated
             from sdelab.infer.score import score_candidates
-            labels = label_texts(task, design)
-            names = list(labels)
-            cands = [response_ids(f, labels[n]) for n in names]
+            names, cands = label_candidates(ctx, task, design)
             prompts, cut = _prompts(f, samples, max(len(c) for c in cands))
             scores = score_candidates(lm, prompts, cands, ctx.tokenizer.pad_token_id, ev.batch_size,
                                       ctx.precision, desc=f"score {target.key}")
+            labels = label_texts(task, design)
             raws = [labels[names[max(range(len(names)), key=lambda j: sc[j])]] for sc in scores]
             finished = [True] * len(raws)
         else:
@@ -95,8 +132,11 @@ class Generative:
             budget = ev.max_new_tokens or generation_budget(ctx, task, design, train if task is ctx.task
                                                             else target.examples)
             prompts, cut = _prompts(f, samples, budget)
+            sampling = None
+            if ev.decoding is not None:  # seeded by the cell and the sample: the same seed, the same text
+                sampling = (ev.decoding.temperature, ev.decoding.top_p, seed * 1000 + target.sample)
             gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
-                            desc=f"generate {target.key}")
+                            desc=f"generate {target.key}", sampling=sampling)
             raws, finished = [g.text for g in gens], [g.finished for g in gens]
         rows = []
         for i, (ex, raw) in enumerate(zip(target.examples, raws)):
@@ -105,6 +145,20 @@ class Generative:
                                       ex.gold, err, None if scores is None else
                                       dict(zip(names, (round(x, 4) for x in scores[i])))))
         return rows, sum(cut)
+
+
+def label_candidates(ctx: Context, task: Task, design: Design) -> tuple[list[str], list[list[int]]]:
+    """Label names and the token ids label scoring compares: each label's response with end-of-sequence
+    (`eval.scoring: sequence`), or its first token alone (`first_token`, as the GenFT code's evaluate_cross.py)."""
+    labels = label_texts(task, design)
+    names = list(labels)
+    cands = [response_ids(ctx.formatter, labels[n]) for n in names]
+    if ctx.study.eval.scoring == "first_token":
+        cands = [c[:1] for c in cands]
+        if len({c[0] for c in cands}) < len(cands):
+            raise SdelabError(f"labels of {task.name} share their first token: first-token scoring cannot tell "
+                              "them apart; use eval.scoring: sequence", field="eval.scoring")
+    return names, cands
 
 
 def generation_budget(ctx: Context, task: Task, design: Design, examples: list[Example]) -> int:
@@ -132,25 +186,28 @@ class Head:
         prompts, cut = cls_inputs(ctx, task, design, train, train, cell.seed)
         items = [ClsItem(ids, _labels(task, ex.gold), c) for ids, c, ex in zip(prompts, cut, train)]
         tokenize_s = time.perf_counter() - t0
-        if "seq_cls" not in ctx.cache:
-            ctx.cache["seq_cls"] = load_seq_cls(ctx.model, ctx.precision, n_heads * len(names), ctx.cls_pad_id)
-        torch.manual_seed(cell.seed)
         s = _settings(ctx)
-        model = copy.deepcopy(ctx.cache["seq_cls"])
+        if cell.config["modeling"] == "encoder":  # every weight trained, whatever train.lora says
+            s = replace(s, full=True)
+        precision = "fp32" if s.full else ctx.precision  # trained weights are fp32; autocast computes
+        if ("seq_cls", precision) not in ctx.cache:
+            ctx.cache[("seq_cls", precision)] = load_seq_cls(ctx.model, precision, n_heads * len(names), ctx.cls_pad_id)
+        torch.manual_seed(cell.seed)
+        model = copy.deepcopy(ctx.cache[("seq_cls", precision)])
         head = _head(model)  # a fresh head for every cell, from the cell's seed
         torch.nn.init.normal_(head.weight, std=0.02)
         if head.bias is not None:
             torch.nn.init.zeros_(head.bias)
         model = add_lora(model, s, cell.seed, task_type="SEQ_CLS")
-        for p in model.parameters():  # the head (modules_to_save) and LoRA weights train in fp32
+        for p in model.parameters():  # the head (modules_to_save), LoRA weights, or every weight train in fp32
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
+        memory = check_memory(model, s)
         stats = train_discriminative(model, items, n_heads, s, cell.seed, ctx.cls_pad_id, work / TRAIN_LOG,
                                      desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}",
                                      checkpoint=work / CHECKPOINT)
-        model.save_pretrained(work / "adapter")
-        return Fitted(model.merge_and_unload(), stats, len(items), sum(cut),
-                      {"tokenize_s": tokenize_s, "train_s": stats.seconds})
+        return Fitted(_finish_training(model, s, work), stats, len(items), sum(cut),
+                      {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 
     def predict(self, ctx: Context, model, design: Design, target: EvalTarget, train: list[Example],
                 seed: int) -> tuple[list[PredictionRow], int]:
@@ -200,4 +257,5 @@ def _head(model):
     raise SdelabError("cannot find the classification head of this model")
 
 
-MODELINGS = {"generative": Generative(), "discriminative": Head(), "untuned": Generative()}  # config['modeling']
+MODELINGS = {"generative": Generative(), "discriminative": Head(), "encoder": Head(),  # by config['modeling']
+             "untuned": Generative()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -102,6 +103,8 @@ def _manifest(ctx: Context, cell: Cell, fitted: Fitted, timings: dict) -> dict:
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
         "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)), "cpu": _cpu_name(),
         "data_files": ctx.data_files, "train": train,
+        "memory": {**(fitted.memory or {}), "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                                                   / 2**20, 2)},
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "finished_at": datetime.now().astimezone().isoformat(timespec="microseconds"),  # orders reruns
     }

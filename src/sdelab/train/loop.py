@@ -43,13 +43,15 @@ class TrainSettings:
     log_every: int = 10
     tracking: tuple[str, ...] = ()  # 'tensorboard' and/or 'mlflow': Accelerate's trackers, besides train_log.jsonl
     checkpoint_every: float = 600.0  # seconds between checkpoints (when a checkpoint path is given)
+    full: bool = False  # full-parameter fine-tuning (no LoRA)
 
     @classmethod
     def from_section(cls, section: dict, precision: str, checkpoint_every: float) -> TrainSettings:
         """From a study's `train:` section (config.TrainSection dumped): the same names, `lora.x` as `lora_x`, the
         resolved precision; what the loop does not use (max_length: applied when samples are encoded) is left."""
-        flat = {**section, **{f"lora_{k}": v for k, v in section["lora"].items()}, "precision": precision,
-                "checkpoint_every": checkpoint_every, "tracking": tuple(section.get("tracking", ()))}
+        flat = {**section, **{f"lora_{k}": v for k, v in (section["lora"] or {}).items()}, "precision": precision,
+                "checkpoint_every": checkpoint_every, "tracking": tuple(section.get("tracking", ())),
+                "full": section["lora"] is None}
         return cls(**{k: v for k, v in flat.items() if k in cls.__dataclass_fields__})
 
 
@@ -114,7 +116,12 @@ def collate_cls(items: list[ClsItem], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
-    """LoRA on the backbone; for SEQ_CLS, peft also trains the new head in full (its `modules_to_save`)."""
+    """LoRA on the backbone; for SEQ_CLS, peft also trains the new head in full (its `modules_to_save`). With
+    `s.full`, no adapter: every weight of `lm` is trained (its weights should be fp32 then)."""
+    if s.full:
+        for p in lm.parameters():
+            p.requires_grad_(True)
+        return lm
     from peft import LoraConfig, get_peft_model
 
     from sdelab.models.quiet import quiet_transformers
@@ -144,6 +151,15 @@ def train_discriminative(model, items: list[ClsItem], heads: int, s: TrainSettin
     """Train the (LoRA-wrapped) sequence-classification `model` in place: the discriminative paradigm."""
     return _train(SeqClsLoss(model, heads), items, lambda b: collate_cls(b, pad_id), s, seed, log_path, desc,
                   checkpoint)
+
+
+def memory_needed(model, s: TrainSettings) -> dict:
+    """Bytes the model's weights, the trainable weights' gradients and AdamW's two moments (fp32) take; the
+    activations come on top (docs/performance.md measures them per token)."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters": sum(p.numel() for p in model.parameters()), "trainable": trainable,
+            "weights_gib": round(weights / 2**30, 6), "gradients_adam_gib": round(trainable * 12 / 2**30, 6)}
 
 
 def _fingerprint(s: TrainSettings, seed: int, plan: list[list[int]], encoded: list) -> str:
