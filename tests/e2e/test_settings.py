@@ -96,7 +96,7 @@ def test_full_fine_tuning_that_cannot_fit_is_refused_before_training(tmp_path, t
     assert "GiB are available: use LoRA" in err and not list((tmp_path / "runs").glob("*/metrics.json"))
 
 
-def test_encoder_modeling_trains_every_weight(tmp_path, tiny_bert_dir, tiny_task_yaml):
+def test_encoder_modeling_trains_every_weight(tmp_path, tiny_bert_dir, tiny_task_yaml):  # noqa: F811
     p = study(tmp_path, tiny_bert_dir, tiny_task_yaml, modeling="encoder", eval={"sets": ["test_id"]})
     assert main(["run", str(p)]) == 0
     cell = next((tmp_path / "runs").glob("*__*"))

@@ -98,7 +98,8 @@ def test_masa_baseline_and_numlabel_as_the_codes():
                                            "服务人员态度：负面，停车方便程度：未提及。"
     # NumLabel: format_parser.py's text_num = {'1': 正面, '0': 中性, '-1': 负面, '-2': 未提及}, instruction included
     num = render(MASA, design(MASA, "heuristic+num"), ex)
-    assert num.response.text == "食品评价：1，饮品评价：-2，价格水平：-2，卫生情况：-2，服务人员态度：-1，停车方便程度：-2。"
+    assert num.response.text == \
+        "食品评价：1，饮品评价：-2，价格水平：-2，卫生情况：-2，服务人员态度：-1，停车方便程度：-2。"
     assert "1=正面，0=中性，-1=负面，-2=未提及" in num.prompt_text and "未提及”" not in num.prompt_text
     # JSON: one object per aspect per line, keys 方面 / 情感 (format_parser.py reads eval_l["方面"], eval_l["情感"])
     assert target(MASA, "es-sde+json", ex).splitlines()[:2] == ['{"方面": "食品评价", "情感": "正面"}',

@@ -134,7 +134,7 @@ def instruction_text(task: Task, design: Design) -> str:
         if design.output_format != "pairs":
             hints.append(HINTS[(lang, "placeholder" if design.unmentioned == "placeholder" else "omit")].format(
                 what=WHAT[(lang, fam)], none=L["none"], ph="[]" if fam == "span_extraction" and design.output_format
-                == "json" else _placeholder(task, design) or "''"))
+                == "json" else _placeholder(task, design)))
     if design.labels == "number" and (fam in CLASSIFICATION or fam == "multi_aspect"):
         words = _label_words(task, None)
         if fam == "multi_aspect":  # the SDE code's scheme: 1 / 0 / -1, and -2 for unmentioned, as in the target
