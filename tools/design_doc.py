@@ -55,8 +55,10 @@ DOC = {
                    "targets (an answer with none is `无` / `none`).",
     "labels": "TxtLabel: words; NumLabel: numbers, 1 / 0 / -1 and -2 for an unmentioned aspect, in the instruction "
               "and the target alike (the SDE code's `text_num`).",
-    "reasoning": "No-CoT; CoT: the rationale, then `答案：`/`Answer:` and the answer; R-CoT: the answer, then "
-                 "`理由：`/`Reason:` and the rationale. Rationales come from a data column or a teacher model.",
+    "reasoning": "No-CoT; CoT: for multi-aspect sentiment one JSON line per aspect with a description before the "
+                 "sentiment, elsewhere the rationale, then `答案：`/`Answer:` and the answer; R-CoT: the description "
+                 "after the sentiment, or the answer, then `理由：`/`Reason:` and the rationale. Rationales come from "
+                 "a data column or a teacher model (asked for one line per mentioned aspect on multi-aspect tasks).",
     "prompt_style": "concise: the template's one-line instruction; complex: its `complex:` text (task "
                     "definition, label definitions, what counts as a match).",
     "demo_selection": "With `demos: k` (FTICL), k solved examples precede the input in every training and test "
@@ -110,10 +112,11 @@ FORM = {
     ("labels", "text"): "SDE TxtLabel.",
     ("labels", "number"): "SDE NumLabel (MASA `numerical-label`): 1 / 0 / -1 / -2.",
     ("reasoning", "none"): "No-CoT.",
-    ("reasoning", "cot"): "A free rationale, then the answer: the short-text-matching paper's CoT. The SDE code's MASA "
-                          "CoT (a description field per aspect inside each JSON line) is not rendered yet "
-                          "(docs/modeling.md).",
-    ("reasoning", "reverse_cot"): "The answer, then a free rationale (SDE R-CoT's order; see `cot`).",
+    ("reasoning", "cot"): "Multi-aspect: the SDE code's CoT (MASA `cot`), one JSON line per aspect with a description "
+                          "before the sentiment (the key `描述` / `description` is sdelab's: the code does not store "
+                          "it). Other families: a free rationale, then the answer (the short-text-matching paper's).",
+    ("reasoning", "reverse_cot"): "The same with the description after the sentiment (MASA `rev-cot`), or the answer "
+                                  "before a free rationale.",
     ("prompt_style", "concise"): "STM concise prompt: the template's instruction.",
     ("prompt_style", "complex"): "STM complex prompt: task and label definitions.",
     ("demo_selection", "fixed"): "GenFT FTICL: the same first k demonstrations in every sample (`train_ptune.py`).",

@@ -85,11 +85,20 @@ def test_text_vs_number_labels(demo):
     assert "1=positive" in s.prompt_text  # the instruction tells what the numbers mean
 
 
-def test_reasoning_cot_and_reverse_cot():
+def test_reasoning_cot_and_reverse_cot(demo):
+    # multi-aspect: the SDE code's form, a description inside each aspect's JSON line (before / after the label);
+    # a rationale that is not per aspect describes each mentioned one
     cot = render(MASA, get_design("es-sde+cot"), EX).response.text
     rcot = render(MASA, get_design("es-sde+rcot"), EX).response.text
-    assert cot.startswith(EX.rationale) and "\n答案：\n食品评价：正面" in cot
-    assert rcot.startswith("食品评价：正面") and rcot.endswith("理由：\n" + EX.rationale)
+    assert cot.splitlines()[0] == '{"方面": "食品评价", "描述": "%s", "情感": "正面"}' % EX.rationale
+    assert rcot.splitlines()[2] == '{"方面": "卫生情况", "情感": "未提及", "描述": "评论没有提到这个方面。"}'
+    per = Example("x", EX.fields, EX.gold, rationale="食品评价：菜很好吃\n价格水平：太贵")
+    assert render(MASA, get_design("es-sde+cot+ou"), per).response.text == (
+        '{"方面": "食品评价", "描述": "菜很好吃", "情感": "正面"}\n{"方面": "价格水平", "描述": "太贵", "情感": "负面"}')
+    # a single label: a free rationale, then the answer (the short-text-matching paper's CoT)
+    task, ex = demo
+    free = render(task, get_design("es-sde+cot"), Example("y", ex[0].fields, ex[0].gold, rationale="why")).response
+    assert free.text == "why\nAnswer:\n" + ex[0].gold
     assert parse(MASA, get_design("es-sde+cot"), cot) == (EX.gold, None)
     assert parse(MASA, get_design("es-sde+rcot"), rcot) == (EX.gold, None)
     with pytest.raises(MissingRationale):

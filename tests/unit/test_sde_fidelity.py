@@ -135,3 +135,16 @@ def test_soft_span_matching_per_task_as_the_codes(rule, gold, pred, counts):
 
 def test_the_tasks_declare_their_rules():
     assert GENIA.spec.soft_match == "ratio_contained" and MAVEN.spec.soft_match == "ratio"
+
+
+def test_masa_cot_and_rcot_are_json_lines_with_a_description_as_format_parser_reads_them():
+    """format_parser.py reads cot / rev-cot outputs as one dict per aspect per line with keys 方面 and 情感 (its
+    comment gives the CoT order aspect, description, sentiment); the description key is not stored (ours: 描述)."""
+    gold = {"food": "positive", "drinks": UNMENTIONED, "price": UNMENTIONED, "hygiene": UNMENTIONED,
+            "staff": "negative", "parking": UNMENTIONED}
+    ex = Example("r", {"text": "菜很好吃，就是服务员态度太差了。"}, gold, rationale="食品评价：菜好吃\n服务人员态度：态度差")
+    cot = target(MASA, "heuristic+cot", ex).splitlines()
+    assert cot[0] == '{"方面": "食品评价", "描述": "菜好吃", "情感": "正面"}' and len(cot) == 6
+    rcot = target(MASA, "heuristic+rcot", ex).splitlines()
+    assert rcot[4] == '{"方面": "服务人员态度", "情感": "负面", "描述": "态度差"}'
+    assert parse(MASA, design(MASA, "heuristic+cot"), "\n".join(cot)) == (gold, None)

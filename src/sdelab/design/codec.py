@@ -38,10 +38,12 @@ RENDER_REVISION = 2
 LANG = {
     "zh": {"colon": "：", "comma": "，", "end": "。", "answer": "答案：", "reason": "理由：", "none": "无",
            "span_placeholder": "无", "aspect_placeholder": "未提及", "types": "；",
-           "multi_aspect_keys": ("方面", "情感"), "span_extraction_keys": ("类型", "文本")},
+           "multi_aspect_keys": ("方面", "情感"), "span_extraction_keys": ("类型", "文本"), "description": "描述",
+           "not_mentioned": "评论没有提到这个方面。"},
     "en": {"colon": ": ", "comma": ", ", "end": ".", "answer": "Answer:", "reason": "Reason:", "none": "none",
            "span_placeholder": "none", "aspect_placeholder": "not mentioned", "types": "; ",
-           "multi_aspect_keys": ("aspect", "sentiment"), "span_extraction_keys": ("entity_type", "entity_names")},
+           "multi_aspect_keys": ("aspect", "sentiment"), "span_extraction_keys": ("entity_type", "entity_names"),
+           "description": "description", "not_mentioned": "The text does not mention it."},
 }
 
 HINTS = {  # appended to the instruction, so that No-inst designs carry none of them
@@ -72,6 +74,13 @@ HINTS = {  # appended to the instruction, so that No-inst designs carry none of 
     ("en", "omit"): "List only the {what}s the text mentions; write '{none}' if there is none.",
     ("zh", "number"): "用数字表示标签：{pairs}。",
     ("en", "number"): "Use numbers for the labels: {pairs}.",
+    ("zh", "aspect_cot"): '每个方面写一行JSON：{"{key}": "方面", "{desc}": "评论对该方面的描述", "{value}": "情感"}，先描述，再给出情感。',
+    ("zh", "aspect_reverse_cot"): '每个方面写一行JSON：{"{key}": "方面", "{value}": "情感", "{desc}": "评论对该方面的描述"}，先给出情感，再描述。',
+    ("en", "aspect_cot"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", "{desc}": "what the text says '
+                          'about it", "{value}": "sentiment"}: the description first, then the sentiment.',
+    ("en", "aspect_reverse_cot"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", "{value}": '
+                                  '"sentiment", "{desc}": "what the text says about it"}: the sentiment first, then '
+                                  'the description.',
     ("zh", "cot"): "先写出理由，再在“答案：”之后给出答案。",
     ("en", "cot"): "First explain your reasoning, then give the answer after 'Answer:'.",
     ("zh", "reverse_cot"): "先给出答案，再在“理由：”之后说明理由。",
@@ -126,10 +135,13 @@ def instruction_text(task: Task, design: Design) -> str:
     values = {"targets": L["comma"].join(_target_words(task).values()), "labels": L["comma"].join(map(str, words))}
     hints = []
     own = (task.spec.hints or {}).get(f"{design.output_format}+{design.unmentioned}")
-    if fam in ("multi_aspect", "span_extraction") and own is not None:  # the task's own wording (e.g. the SDE code's)
+    key, value = json_keys(task)
+    if aspect_cot(task, design):  # the SDE code's CoT: a description per aspect inside its JSON line
+        hints.append(_fill(HINTS[(lang, "aspect_" + design.reasoning)], {"key": key, "value": value,
+                                                                         "desc": L["description"]}))
+    elif fam in ("multi_aspect", "span_extraction") and own is not None:  # the task's own wording (the SDE code's)
         hints.append(own)
     elif fam in ("multi_aspect", "span_extraction"):
-        key, value = json_keys(task)
         hints.append(_fill(HINTS[(lang, fam, design.output_format)], {"key": key, "value": value}))
         if design.output_format != "pairs":
             hints.append(HINTS[(lang, "placeholder" if design.unmentioned == "placeholder" else "omit")].format(
@@ -141,7 +153,7 @@ def instruction_text(task: Task, design: Design) -> str:
             words[UNMENTIONED] = _placeholder(task, replace(design, labels="text"))
         pairs = L["comma"].join(f"{task.label_number(n)}={w}" for n, w in words.items())
         hints.append(HINTS[(lang, "number")].format(pairs=pairs))
-    if design.reasoning != "none":
+    if design.reasoning != "none" and not aspect_cot(task, design):
         hints.append(HINTS[(lang, design.reasoning)])
     text = _fill(text, values)
     if not hints:
@@ -149,13 +161,35 @@ def instruction_text(task: Task, design: Design) -> str:
     return text + "".join(hints) if lang == "zh" else text + " " + " ".join(hints)
 
 
+def aspect_cot(task: Task, design: Design) -> bool:
+    """CoT / R-CoT of multi-aspect sentiment as the SDE code writes it: one JSON line per aspect with a description
+    field before (CoT) or after (R-CoT) the sentiment, whatever the output format option says."""
+    return task.spec.family == "multi_aspect" and design.reasoning != "none"
+
+
 def response_text(task: Task, design: Design, example: Example) -> str:
-    answer = answer_text(task, design, example.gold)
+    if not aspect_cot(task, design):
+        answer = answer_text(task, design, example.gold)
     if design.reasoning == "none":
         return answer
     if not example.rationale:
         raise MissingRationale(f"example {example.id} has no rationale, which design '{design.name}' needs")
     L = LANG[task.spec.language]
+    if aspect_cot(task, design):
+        key, value = json_keys(task)
+        desc = descriptions(task, example.rationale)
+        whole = " ".join(example.rationale.split())  # a rationale that is not per aspect describes every one
+        lines = []
+        for (k, v), t in zip(_items(task, replace(design, unmentioned="placeholder"), example.gold),
+                             task.spec.targets):
+            if v is None and design.unmentioned == "omit":
+                continue
+            why = desc.get(t) or (L["not_mentioned"] if v is None else "-" if desc else whole)
+            fields = [(key, k), (L["description"], why), (value, _json_value(task, design, v))]
+            if design.reasoning == "reverse_cot":
+                fields = [fields[0], fields[2], fields[1]]
+            lines.append(json.dumps(dict(fields), ensure_ascii=False))
+        return "\n".join(lines) or "{}"
     why = " ".join(example.rationale.split()) if task.spec.language == "en" else "".join(example.rationale.split())
     if design.reasoning == "cot":
         return f"{why}\n{L['answer']}\n{answer}"
@@ -215,6 +249,16 @@ def _json_value(task: Task, design: Design, v: Any) -> Any:
 def _quoted(s: str) -> str:
     """A text quoted as the SDE code's str(list) wrote it: 'x', or "x" when it holds a single quote."""
     return repr(str(s))
+
+
+def descriptions(task: Task, rationale: str) -> dict[str, str]:
+    """Per-aspect descriptions from a rationale: a JSON object {aspect: text} or 'aspect: text' lines (as the
+    teacher is asked to write them); aspects named by their word, name or alias. {} when it is neither."""
+    obj = _literal(rationale.strip())
+    pairs = [(str(k), v) for k, v in obj] if isinstance(obj, list) and all(isinstance(x, tuple) for x in obj) else \
+        [(m.group(1), m.group(2)) for m in re.finditer(r"^\s*(.+?)\s*[:：]\s*(.+)$", rationale, re.M)]
+    targets = _target_table(task)
+    return {targets[_norm(k)]: " ".join(str(v).split()) for k, v in pairs if _norm(k) in targets and str(v).strip()}
 
 
 def _bare(s: str) -> str:
@@ -298,6 +342,8 @@ def _parse(task: Task, design: Design, text: str) -> tuple[Any, str | None]:
     fam = task.spec.family
     if not text.strip():
         return _empty_prediction(task), "empty"
+    if aspect_cot(task, design):  # JSON lines whose description field the parser does not need
+        return _parse_items(task, replace(design, output_format="json", reasoning="none"), text)
     answer, err = _answer_block(task, design, text)
     if fam in CLASSIFICATION:
         pred, e = _parse_label(task, design, answer)

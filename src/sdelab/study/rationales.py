@@ -35,9 +35,18 @@ def _cache_dir() -> Path:
     return d
 
 
+ASPECT_PROMPTS = {  # multi-aspect CoT writes a description per aspect (the SDE code's form): ask for them so
+    "en": "{instruction}\n{input}\nThe correct answer is:\n{answer}\nFor each aspect the text mentions, write one line "
+          "'aspect: what the text says about it', in one short sentence. Only the mentioned aspects.",
+    "zh": "{instruction}\n{input}\n正确答案是：\n{answer}\n对评论提到的每个方面，用一句话说明评论对它说了什么，每行写“方面：说明”，"
+          "只写提到的方面。",
+}
+
+
 def teacher_prompt(task: Task, src: RationaleSource, example: Example) -> str:
     base = Design("teacher", instruction="first", output_format="lines")
-    tpl = src.prompt or DEFAULT_PROMPTS[task.spec.language]
+    tpl = src.prompt or (ASPECT_PROMPTS if task.spec.family == "multi_aspect" else DEFAULT_PROMPTS)[
+        task.spec.language]
     values = {"instruction": instruction_text(task, replace(base, reasoning="none")),
               "input": input_text(task, base, example), "answer": answer_text(task, base, example.gold)}
     for k, v in values.items():
@@ -99,7 +108,7 @@ def _generate(src: RationaleSource, prompts: list[str]) -> list[str]:
                                    return_dict=False) if tok.chat_template else tok(p)["input_ids"] for p in prompts]
     gens = generate(lm, tok, [list(i) for i in ids], src.max_new_tokens, src.batch_size, precision=precision,
                     desc=f"rationales ({src.teacher})")
-    return [" ".join(g.text.split()) for g in gens]
+    return [g.text.strip() for g in gens]  # (lines kept: a multi-aspect rationale has one per aspect)
 
 
 def _ask_endpoint(src: RationaleSource, prompt: str) -> str:
@@ -112,6 +121,6 @@ def _ask_endpoint(src: RationaleSource, prompt: str) -> str:
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
             data = json.loads(r.read())
-        return " ".join(str(data["choices"][0]["message"]["content"]).split())
+        return str(data["choices"][0]["message"]["content"]).strip()
     except (urllib.error.URLError, KeyError, IndexError, json.JSONDecodeError, TimeoutError) as e:
         raise SdelabError(f"rationale endpoint {src.endpoint} failed: {e}", field="rationales.endpoint") from None
