@@ -103,3 +103,15 @@ def test_encoder_modeling_trains_every_weight(tmp_path, tiny_bert_dir, tiny_task
     man = json.loads((cell / "manifest.json").read_text())
     assert man["memory"]["trainable"] == man["memory"]["parameters"] and (cell / "model").is_dir()
     assert json.loads((cell / "metrics.json").read_text())["modeling"] == "encoder"
+
+
+def test_a_generation_tuned_model_on_a_classification_set(tmp_path, tiny_model_dir, tiny_task_yaml):
+    """Cross-task the other way (GenFT): a model fine-tuned to write questions, scored on a sentiment set with that
+    set's labels and metric (by label likelihood: the generation set itself is generated)."""
+    gen = family_task(tmp_path, "text_generation")
+    p = study(tmp_path, tiny_model_dir, gen, eval={"sets": ["test", f"{tiny_task_yaml}:test_id"], "method": "score"})
+    assert main(["run", str(p)]) == 0
+    (m,) = metrics(tmp_path)
+    cls = next(v for k, v in m["eval"].items() if k.endswith("test_id"))
+    assert cls["primary"] == "accuracy" and cls["kind"] == "cross_task" and cls["format_error_rate"] == 0.0
+    assert m["eval"]["test"]["primary"] == "rougeL"
