@@ -203,6 +203,8 @@ def sde_tasks() -> str:
            "wraps the prompt (the code used `[INST]`); one newline joins instruction and input (the code used two "
            "for Inst-first, and one space for MAVEN); an empty GENIA `default` answer is `[]`, as its prompt asks "
            "(the code's target was the empty string).\n\n"]
+    for spec in ("es-sde", "heuristic", "weak"):  # the presets on multi-aspect sentiment (the MASA code's names)
+        out.append(f"### multi-aspect: `{spec}`\n\n{show(ZH, get_design(spec), ZH_EX[0])}\n")
     for name, ex in SPAN_EX.items():
         task = get_task(name)
         for spec in ("es-sde", "heuristic", "weak", "es-sde+natural", "es-sde+json", "es-sde+json-object"):

@@ -56,6 +56,9 @@ def test_sampled_decoding_scores_each_sample_reproducibly(tmp_path, tiny_model_d
     assert main(["run", str(p)]) == 0  # the same seeds give the same samples
     rows = [json.loads(x) for x in next((tmp_path / "runs").glob("*/predictions.jsonl")).read_text().splitlines()]
     assert {k: [r["raw"] for r in rows if r["eval_set"] == k] for k in first} == first
+    assert main(["report", str(tmp_path / "runs")]) == 0  # the report gives each design's mean ± sd over samples
+    md = (tmp_path / "runs" / "report.md").read_text()
+    assert "## Sampled decoding: mean ± sd over the samples" in md and "| test_id (3 samples) |" in md
 
 
 def test_first_token_label_scoring(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):

@@ -56,7 +56,8 @@ HINTS = {  # appended to the instruction, so that No-inst designs carry none of 
     ("en", "multi_aspect", "json"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", '
                                     '"{value}": "sentiment"}.',
     ("en", "multi_aspect", "json_object"): "Answer with one JSON object mapping each aspect to its sentiment.",
-    ("zh", "span_extraction", "natural"): "请用一句话写出找到的内容，每个类型写“类型：文本，文本”，类型之间用“；”隔开。",
+    ("zh", "span_extraction", "natural"): "请用一句话写出找到的内容，每个类型写“类型：文本，文本”，"
+                                          "类型之间用“；”隔开。",
     ("zh", "span_extraction", "lines"): "每个类型写一行，格式为“类型：文本，文本”。",
     ("zh", "span_extraction", "json"): '每个类型写一行JSON：{"{key}": "类型", "{value}": ["文本"]}。',
     ("zh", "span_extraction", "json_object"): "请输出一个JSON对象，键为类型，值为文本列表。",
@@ -74,10 +75,12 @@ HINTS = {  # appended to the instruction, so that No-inst designs carry none of 
     ("en", "omit"): "List only the {what}s the text mentions; write '{none}' if there is none.",
     ("zh", "number"): "用数字表示标签：{pairs}。",
     ("en", "number"): "Use numbers for the labels: {pairs}.",
-    ("zh", "aspect_cot"): '每个方面写一行JSON：{"{key}": "方面", "{desc}": "评论对该方面的描述", "{value}": "情感"}，先描述，再给出情感。',
-    ("zh", "aspect_reverse_cot"): '每个方面写一行JSON：{"{key}": "方面", "{value}": "情感", "{desc}": "评论对该方面的描述"}，先给出情感，再描述。',
-    ("en", "aspect_cot"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", "{desc}": "what the text says '
-                          'about it", "{value}": "sentiment"}: the description first, then the sentiment.',
+    ("zh", "aspect_cot"): '每个方面写一行JSON：{"{key}": "方面", "{desc}": "评论对该方面的描述", '
+                          '"{value}": "情感"}，先描述，再给出情感。',
+    ("zh", "aspect_reverse_cot"): '每个方面写一行JSON：{"{key}": "方面", "{value}": "情感", '
+                                  '"{desc}": "评论对该方面的描述"}，先给出情感，再描述。',
+    ("en", "aspect_cot"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", "{desc}": "what the '
+                          'text says about it", "{value}": "sentiment"}: the description first, then the sentiment.',
     ("en", "aspect_reverse_cot"): 'Write one JSON object per line, one per aspect: {"{key}": "aspect", "{value}": '
                                   '"sentiment", "{desc}": "what the text says about it"}: the sentiment first, then '
                                   'the description.',

@@ -13,7 +13,7 @@ from sdelab.report.records import load
 from sdelab.results import ITEM_STATS
 
 SECTIONS = (sections.superseded_note, sections.precision_note, sections.truncation_note, sections.main_table,
-            sections.matrix, sections.significance, sections.summary, sections.errors_table,
+            sections.matrix, sections.significance, sections.summary, sections.decoding_samples, sections.errors_table,
             sections.secondary_table, sections.cost_table, sections.diagnostics)
 
 

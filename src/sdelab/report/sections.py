@@ -180,6 +180,27 @@ def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
     return out + [f"\n(train size {at}; the reference design's option against the best of the others.)\n"]
 
 
+def decoding_samples(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    """Sampled decoding (`eval.decoding`): each design's mean and spread over the samples of a set ('<set>~s<i>'),
+    the seed's mean first (the decoding noise the SDE paper checks designs against)."""
+    base: dict[str, list[str]] = defaultdict(list)
+    for s, _, _ in r.sets:
+        if "~s" in s:
+            base[s.rsplit("~s", 1)[0]].append(s)
+    if not base:
+        return []
+    out = ["## Sampled decoding: mean ± sd over the samples\n",
+           "| design | train size | " + " | ".join(f"{b} ({len(ss)} samples)" for b, ss in base.items()) + " |",
+           "|---|---|" + "---|" * len(base)]
+    for design, size in rows_of(r.cells):
+        cols = []
+        for ss in base.values():
+            xs = [statistics.fmean(g.values) for s in ss if (g := r.groups.get((design, size, s))) and g.values]
+            cols.append(f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else "-")
+        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    return out + [""]
+
+
 def errors_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
     cells, sets, groups = r.cells, r.sets, r.groups
     out = ["## Format errors (share of outputs the strict parser rejected)\n",

@@ -38,8 +38,8 @@ def _cache_dir() -> Path:
 ASPECT_PROMPTS = {  # multi-aspect CoT writes a description per aspect (the SDE code's form): ask for them so
     "en": "{instruction}\n{input}\nThe correct answer is:\n{answer}\nFor each aspect the text mentions, write one line "
           "'aspect: what the text says about it', in one short sentence. Only the mentioned aspects.",
-    "zh": "{instruction}\n{input}\n正确答案是：\n{answer}\n对评论提到的每个方面，用一句话说明评论对它说了什么，每行写“方面：说明”，"
-          "只写提到的方面。",
+    "zh": "{instruction}\n{input}\n正确答案是：\n{answer}\n对评论提到的每个方面，用一句话说明评论对它说了什么，"
+          "每行写“方面：说明”，只写提到的方面。",
 }
 
 
