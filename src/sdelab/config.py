@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sdelab.errors import SdelabError
 from sdelab.yamlio import load_yaml, validate
@@ -153,6 +153,15 @@ class Study(_Strict):
         if not v:
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _lora_sweep(self):
+        lora = [k for k in self.sweep if k.startswith("lora.")]
+        modelings = self.modeling if isinstance(self.modeling, list) else [self.modeling]
+        if lora and (self.train.lora is None or "encoder" in modelings):
+            raise ValueError(f"cannot sweep {', '.join(lora)}: " + ("train.lora is null (full fine-tuning)" if
+                             self.train.lora is None else "modeling: encoder trains every weight, without LoRA"))
+        return self
 
 
 def substudies(study: Study) -> list[tuple[dict[str, Any], Study]]:

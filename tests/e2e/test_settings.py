@@ -118,3 +118,9 @@ def test_a_generation_tuned_model_on_a_classification_set(tmp_path, tiny_model_d
     cls = next(v for k, v in m["eval"].items() if k.endswith("test_id"))
     assert cls["primary"] == "accuracy" and cls["kind"] == "cross_task" and cls["format_error_rate"] == 0.0
     assert m["eval"]["test"]["primary"] == "rougeL"
+
+
+def test_sampled_decoding_is_refused_for_a_head(tmp_path, tiny_model_dir, tiny_task_yaml, capsys):
+    p = study(tmp_path, tiny_model_dir, tiny_task_yaml, modeling="discriminative",
+              eval={"sets": ["test_id"], "decoding": {"samples": 2}})
+    assert main(["run", str(p)]) == 2 and "sampled decoding applies to generation" in capsys.readouterr().err

@@ -31,3 +31,12 @@ def test_quickstart_study_is_valid():
     from pathlib import Path
     study, _ = load_study(Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml")
     assert len(study.designs) >= 2 and study.model == "smollm2-135m"
+
+
+def test_a_lora_sweep_without_lora_is_refused(tmp_path, capsys):
+    from sdelab.cli import main
+    for extra in ("train: {lora: null}", "modeling: encoder"):
+        p = tmp_path / "s.yaml"
+        p.write_text(f"name: x\ntask: demo-reviews\nsweep: {{lora.r: [4, 8]}}\n{extra}\n")
+        assert main(["run", str(p), "--dry-run", "--no-cost"]) == 2
+        assert "cannot sweep lora.r" in capsys.readouterr().err

@@ -284,7 +284,7 @@ def test_lenient_salvage_for_labels(demo):
 
 def test_span_values_with_colons_and_commas_in_lines_and_json():
     task = make_task(NER_EN)
-    gold = (("protein", "IL-2: receptor"), ("protein", "NF-kappa B, p50"))
-    for design in ("es-sde", "es-sde+json", "es-sde+ou"):
+    gold = (("protein", "IL-2: receptor"), ("protein", "NF-kappa B, p50"), ("dna", "Inc."), ("dna", "a;"))
+    for design in ("es-sde", "es-sde+json", "es-sde+ou", "es-sde+natural", "es-sde+pairs"):
         d = get_design(design)
         assert parse(task, d, render(task, d, Example("x", {"text": "t"}, gold)).response.text) == (gold, None)

@@ -67,3 +67,11 @@ def test_generation_metrics_use_rouge_and_bleu():
     assert m["rougeL"] == pytest.approx(1.0) and m["bleu"] == pytest.approx(100.0)
     m = generation_metrics(["the cat sat on the mat"], ["a dog ran"], [None])
     assert m["rougeL"] == 0.0 and m["bleu"] < 1
+
+
+def test_a_metric_over_no_item_is_nan_not_a_crash():
+    import numpy as np
+
+    from sdelab.metrics import SPECS
+    for spec in SPECS.values():
+        assert np.isnan(spec.value(spec.stats([], [])))

@@ -267,7 +267,7 @@ def descriptions(task: Task, rationale: str) -> dict[str, str]:
 def _bare(s: str) -> str:
     """A text as it is, unless it could not be read back bare (a comma, a quote first, spaces around)."""
     s = str(s)
-    return _quoted(s) if not s or s != s.strip() or re.search(r"[,，]", s) or s[:1] in "'\"" else s
+    return _quoted(s) if not s or s != s.strip() or re.search(r"[,，]", s) or s[:1] in "'\"" or s[-1:] in ";；" else s
 
 
 def _items(task: Task, design: Design, gold: Any) -> list[tuple[str, Any]]:
@@ -474,7 +474,7 @@ def _raw_items(task: Task, design: Design, answer: str) -> tuple[list[tuple[str,
     for i, m in enumerate(anchors):
         end = anchors[i + 1].start() if i + 1 < len(anchors) else len(text)
         value = re.sub(r"[\s,，;；]+$", "", text[m.end():end].strip())
-        if i + 1 == len(anchors):
+        if i + 1 == len(anchors) and not spans:  # (an aspect sentence ends with a full stop; spans do not)
             value = re.sub(r"[。.]$", "", value).strip()
         items.append((m.group(1), _texts(value) if spans else value))
     return items, ("unknown_target" if lead else None)

@@ -20,7 +20,9 @@ class MetricSpec:
         return np.array([self.per_item(g, p) for g, p in zip(gold, preds)], dtype=float)
 
     def value(self, stats: np.ndarray) -> float:
-        """The metric over the items whose statistics are the rows of `stats`."""
+        """The metric over the items whose statistics are the rows of `stats` (NaN over no item)."""
+        if len(stats) == 0:
+            return float("nan")
         return float(self.reduce(stats.sum(0, keepdims=True), len(stats))[0])
 
     def score(self, gold: list, preds: list) -> float:  # the metric of aligned gold and strict predictions

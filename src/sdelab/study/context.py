@@ -154,9 +154,9 @@ def check_designs(ctx: Context) -> None:
     if study.eval.method == "score" and not any(t.task.is_classification for t in ctx.targets):
         raise SdelabError("label scoring needs closed label sets (classification tasks); the other sets are "
                           "generated", path=ctx.study_path, field="eval.method")
-    if study.eval.decoding and study.eval.method == "score":
-        raise SdelabError("sampled decoding applies to generation; label scoring has no randomness",
-                          path=ctx.study_path, field="eval.decoding")
+    if study.eval.decoding and (study.eval.method == "score" or study.modeling != "generative"):
+        raise SdelabError("sampled decoding applies to generation; label scoring and classification heads have no "
+                          "randomness", path=ctx.study_path, field="eval.decoding")
 
 
 def heads(task: Task) -> tuple[int, list[str]]:
