@@ -45,10 +45,16 @@ def base_lm(ctx: Context, full: bool = False):
     """The sub-study's causal LM, loaded once (ctx.cache) and deep-copied by every cell that trains it; in fp32
     for full fine-tuning (its weights are trained; autocast still computes in the run's precision)."""
     precision = "fp32" if full else ctx.precision
-    if ("causal_lm", precision) not in ctx.cache:
-        ctx.cache.pop(("causal_lm", "fp32" if precision != "fp32" else ctx.precision), None)  # one copy at a time
-        ctx.cache[("causal_lm", precision)] = load_causal_lm(ctx.model, precision)
-    return ctx.cache[("causal_lm", precision)]
+    return _cached(ctx, "causal_lm", precision, lambda: load_causal_lm(ctx.model, precision))
+
+
+def _cached(ctx: Context, kind: str, precision: str, load):
+    """A base model of the sub-study, loaded once per precision; one precision of a kind is kept at a time."""
+    if (kind, precision) not in ctx.cache:
+        for key in [k for k in ctx.cache if k[0] == kind]:
+            del ctx.cache[key]
+        ctx.cache[(kind, precision)] = load()
+    return ctx.cache[(kind, precision)]
 
 
 def check_memory(model, s: TrainSettings) -> dict:
@@ -190,10 +196,10 @@ class Head:
         if cell.config["modeling"] == "encoder":  # every weight trained, whatever train.lora says
             s = replace(s, full=True)
         precision = "fp32" if s.full else ctx.precision  # trained weights are fp32; autocast computes
-        if ("seq_cls", precision) not in ctx.cache:
-            ctx.cache[("seq_cls", precision)] = load_seq_cls(ctx.model, precision, n_heads * len(names), ctx.cls_pad_id)
+        base = _cached(ctx, "seq_cls", precision,
+                       lambda: load_seq_cls(ctx.model, precision, n_heads * len(names), ctx.cls_pad_id))
         torch.manual_seed(cell.seed)
-        model = copy.deepcopy(ctx.cache[("seq_cls", precision)])
+        model = copy.deepcopy(base)
         head = _head(model)  # a fresh head for every cell, from the cell's seed
         torch.nn.init.normal_(head.weight, std=0.02)
         if head.bias is not None:
