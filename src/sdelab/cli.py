@@ -38,6 +38,9 @@ def _run(args) -> int:
                     cost = f"  {tokens:,} training tokens"
                 print(f"{c.id}  {c.folder_name}  [{state}]{cost}")
         print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
+        if not args.no_cost:
+            print()
+            print(plan_text(study, path, subs, mine, out, args.data_root, None, measure=False))
         return 0
     # every sub-study is checked (data, designs, rationales, tokenizer) before anything is trained or written
     plan = [(prepare(sub, path, args.data_root, str(out), checkpoint_every=args.checkpoint_every), todo)
@@ -59,6 +62,48 @@ def _run(args) -> int:
         ctx.cache.clear()  # free this model before the next sub-study loads its own
     md = print_table(out, title=study.name, folders=folders)
     fileio.write_text(out / "table.md", md)
+    return 0
+
+
+def plan_text(study, path, subs, mine: set[str], out: Path, data_root: str | None, pilot: Path | None,
+              measure: bool) -> str:
+    """The power and cost table of a study's unfinished cells (report.plan)."""
+    from sdelab.report import plan
+    from sdelab.study import store
+    from sdelab.study.context import prepare
+    from sdelab.study.runner import cpu_name, estimate_tokens
+
+    cells, pilot_groups = plan.pilot_groups(pilot or out)
+    cpu = cpu_name()
+    rows, costs, through = [], [], {}
+    for sub in subs:
+        todo = [c for c in sub.cells if c.id in mine and not store.finished(out, c.folder_name)]
+        ctx = prepare(sub, path, data_root, str(out))
+        rows += plan.power_rows(plan.comparisons_of(sub, sub.study.reference, ctx.targets), len(sub.study.seeds),
+                                pilot_groups)
+        label = " ".join(x for x in (sub.cells[0].variant if sub.cells else "", sub.study.task, sub.study.model) if x)
+        items = sum(len(t.examples) for t in ctx.targets)
+        costs.append((label, len(todo), sum(estimate_tokens(ctx, c) for c in todo), items * len(todo)))
+        got = plan.pilot_throughput(cells, ctx.model.name, cpu)
+        if (got is None or got.train_tokens_per_s is None) and measure and todo:
+            got = plan.probe_throughput(ctx, todo)
+        through[label] = got or plan.Throughput(None, None, "not measured (sdelab plan measures it)")
+        ctx.cache.clear()
+    return plan.plan_markdown(study.name, cpu, rows, costs, through)
+
+
+def _plan(args) -> int:
+    from sdelab.config import load_study, output_dir
+    from sdelab.study.grid import expand_all
+
+    study, path = load_study(args.study)
+    subs = expand_all(study, path.parent)
+    out = output_dir(study, args.output_dir)
+    text = plan_text(study, path, subs, {c.id for s in subs for c in s.cells}, out, args.data_root, args.pilot,
+                     measure=not args.no_measure)
+    print(text)
+    if args.out:
+        fileio.write_text(Path(args.out), text)
     return 0
 
 
@@ -250,6 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the training state of the cell in progress this often (default 600; 0: after every "
                         "optimizer step); a stopped run resumes from it")
     r.set_defaults(fn=_run)
+    pl = sub.add_parser("plan", help="before running: the smallest effect each comparison can resolve (80%% power) "
+                                     "and the study's cost in CPU-hours on this machine")
+    pl.add_argument("study")
+    pl.add_argument("--data-root")
+    pl.add_argument("--output-dir", help="the study's run folder (default runs/<study name>): its finished cells are "
+                                         "the pilot unless --pilot is given")
+    pl.add_argument("--pilot", type=Path, help="a run folder of the same task whose cells give the per-item and seed "
+                                               "variances and the measured speed")
+    pl.add_argument("--no-measure", action="store_true", help="do not probe the speed here when the pilot has no "
+                                                              "cell run on this CPU")
+    pl.add_argument("--out", help="also write the plan (markdown) here")
+    pl.set_defaults(fn=_plan)
     rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")
     rd.add_argument("study")
     rd.add_argument("--design")

@@ -5,6 +5,7 @@ that knows their gaps). The files and their fields: docs/architecture.md, "The r
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +52,7 @@ class SetMetrics:
     majority_baseline: dict | None
     n: int
     values: dict
+    top_answer_share: float | None = None  # share of items given the most frequent answer; None: not kept
 
     @property
     def value(self) -> float:
@@ -119,6 +121,19 @@ def item_stats(rows: list[PredictionRow], eval_metrics: dict[str, dict]) -> dict
     return out
 
 
+FORMAT_ERROR_ANSWER = "<format error>"
+
+
+def top_answer_share(rows: list[PredictionRow]) -> float | None:
+    """Share of the items that got the most frequent strict answer (every format error counts as one answer): 1.0
+    is a model that says the same thing whatever the input (a degenerate arm, report.gates)."""
+    if not rows:
+        return None
+    answers = Counter(json.dumps(r.parsed if r.error is None else FORMAT_ERROR_ANSWER, sort_keys=True,
+                                 ensure_ascii=False, default=str) for r in rows)
+    return round(answers.most_common(1)[0][1] / len(rows), 6)
+
+
 def write_config(work: Path, config: dict) -> None:
     fileio.write_yaml(work / CONFIG, config)
 
@@ -128,6 +143,8 @@ def write_cell(work: Path, head: dict, eval_metrics: dict[str, dict], rows: list
     """The finished cell's files; metrics.json last. `head`: cell, variant, design, modeling, train_size, seed,
     untuned."""
     fileio.write_jsonl(work / PREDICTIONS, [r.to_json() for r in rows])
+    eval_metrics = {k: {**m, "top_answer_share": top_answer_share([r for r in rows if r.eval_set == k])}
+                    for k, m in eval_metrics.items()}
     fileio.write_json(work / ITEM_STATS, {k: asdict(v) for k, v in item_stats(rows, eval_metrics).items()})
     fileio.write_json(work / MANIFEST, manifest)
     fileio.write_json(work / METRICS, {**head, "eval": eval_metrics, "schema_version": SCHEMA_VERSION})
@@ -170,14 +187,20 @@ def _read(path: Path, parse) -> Any:
 def _migrate(folder: Path, m: dict, manifest: dict | None, config: dict, curve: list) -> CellRecord:
     """Version 1 (no schema_version): `variant` and `untuned` may be absent, a set may lack kind (in-domain),
     template_seen, format_error_rate (0), prompts_truncated (not counted) and majority_baseline; item_stats.json
-    may be absent (computed from predictions.jsonl when it was kept, in memory: the folder is never written)."""
+    may be absent (computed from predictions.jsonl when it was kept, in memory: the folder is never written).
+    A set written before sdelab kept `top_answer_share` gets it from predictions.jsonl where that was kept."""
+    rows = None
+    if (folder / PREDICTIONS).exists() and (not (folder / ITEM_STATS).exists()
+                                            or any("top_answer_share" not in v for v in m["eval"].values())):
+        rows = _read(folder / PREDICTIONS, lambda t: [PredictionRow(**json.loads(x)) for x in t.splitlines() if x])
     sets = {k: SetMetrics(v["primary"], v.get("kind", "in_domain"), v.get("template_seen"),
                           v.get("format_error_rate", 0.0), v.get("prompts_truncated"), v.get("majority_baseline"),
-                          v["n"], v) for k, v in m["eval"].items()}
+                          v["n"], v, v["top_answer_share"] if "top_answer_share" in v else
+                          top_answer_share([r for r in rows if r.eval_set == k]) if rows else None)
+            for k, v in m["eval"].items()}
     if (folder / ITEM_STATS).exists():
         items = {k: ItemStats(**v) for k, v in _read(folder / ITEM_STATS, json.loads).items()}
-    elif (folder / PREDICTIONS).exists():
-        rows = _read(folder / PREDICTIONS, lambda t: [PredictionRow(**json.loads(x)) for x in t.splitlines() if x])
+    elif rows is not None:
         items = item_stats(rows, m["eval"])
     else:
         items = {}

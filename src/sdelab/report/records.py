@@ -11,7 +11,6 @@ import numpy as np
 import yaml
 
 from sdelab.errors import SdelabError
-from sdelab.report import stats as st
 from sdelab.results import CellRecord, read_cells, size_key
 
 KIND_ORDER = {"in_domain": 0, "out_of_domain": 1, "cross_task": 2}
@@ -26,6 +25,11 @@ class Group:
     values: list[float] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
     items: dict[tuple, np.ndarray] = field(default_factory=dict)  # (seed, item id) -> sufficient statistics
+    majority: list[float] = field(default_factory=list)  # the majority-class score of each seed's training subset
+    top_shares: list[float] = field(default_factory=list)  # each seed's share of its most frequent answer (kept ones)
+    sizes: list[int] = field(default_factory=list)  # items scored per seed
+    kind: str = "in_domain"  # the set's kind (in_domain | out_of_domain | cross_task)
+    primary: str = ""  # the set's primary metric
 
 
 @dataclass
@@ -74,7 +78,13 @@ def group_cells(cells: list[CellRecord]) -> dict[tuple, Group]:
         for s, m in c.eval.items():
             g = groups[(c.label, c.size, s)]
             g.values.append(m.value)
+            g.kind, g.primary = m.kind, m.primary
             g.errors.append(m.format_error_rate)
+            g.sizes.append(m.n)
+            if m.majority_baseline and isinstance(m.majority_baseline.get(m.primary), (int, float)):
+                g.majority.append(float(m.majority_baseline[m.primary]))
+            if m.top_answer_share is not None:
+                g.top_shares.append(m.top_answer_share)
             it = c.items.get(s)
             for i, row in zip(it.ids, it.stats) if it else ():
                 g.items[(c.seed, i)] = np.asarray(row, dtype=float)
@@ -139,17 +149,3 @@ def ref_label(design: str, reference: str) -> str:
     """The reference design of the same swept variant ('lcqmc es-sde+json' -> 'lcqmc es-sde'), unless the
     reference names a variant itself ('cls inst-first': every variant is compared with it)."""
     return design.rsplit(" ", 1)[0] + " " + reference if " " in design and " " not in reference else reference
-
-
-def paired(groups: dict[tuple, Group], a_key: tuple, b_key: tuple, primary: str, n_boot: int):
-    """(difference, p, McNemar p or None, items) of two groups on their common (seed, item) pairs, or None."""
-    a, b = groups.get(a_key), groups.get(b_key)
-    if not a or not b:
-        return None
-    common = sorted(set(a.items) & set(b.items))
-    if not common:
-        return None
-    sa, sb = stacked(a, common), stacked(b, common)
-    diff, p = st.paired_bootstrap(primary, sa, sb, n_boot)
-    mc = st.mcnemar(sa[:, 0], sb[:, 0]) if primary == "accuracy" else None
-    return diff, p, mc, len(common)

@@ -6,7 +6,8 @@ from collections import defaultdict
 
 from sdelab import fileio
 from sdelab.report import stats as st
-from sdelab.report.records import Loaded, kind_label, majority, paired, ref_label, rows_of, set_label, stacked
+from sdelab.report.gates import GATES, compare
+from sdelab.report.records import Loaded, kind_label, majority, ref_label, rows_of, set_label, stacked
 from sdelab.results import size_key
 
 
@@ -108,10 +109,15 @@ def matrix(r: Loaded, reference: str, n_boot: int) -> list[str]:
 def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
     cells, sets, groups = r.cells, r.sets, r.groups
     out = [f"## Each design against the reference (`{reference}`)\n",
-           "Difference in the primary metric (design − reference) on the same items and seeds; p from the paired "
-           "bootstrap (McNemar in brackets for accuracy); * marks p < 0.05.\n",
+           "Difference in the primary metric (design − reference) on the same items and seeds, its seed-aware 95% "
+           "interval and p (McNemar on the items in brackets for accuracy); * marks an interval clear of zero. "
+           "A difference is only read when both arms pass the validity gates (report.gates; docs/results/README.md): "
+           "**not learned** = an arm's in-domain score does not beat its floor with its interval above it, "
+           "**degenerate** = one answer for nearly every item or mostly format errors.\n",
            "| design | train size | " + " | ".join(set_label(s, k) for s, k, _ in sets) + " |",
            "|---|---|" + "---|" * len(sets)]
+    tally: dict[str, int] = defaultdict(int)
+    how: dict[str, str] = {}
     for design, size in rows_of(cells):
         ref = ref_label(design, reference)
         if design == ref and not size.startswith("untuned"):
@@ -120,14 +126,20 @@ def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
             (sz for d, sz in rows_of(cells) if d == ref and not sz.startswith("untuned")), size)
         cols = []
         for s, _, primary in sets:
-            r = paired(groups, (design, size, s), (ref, ref_size, s), primary, n_boot)
-            if r is None:
+            c = compare(groups, (design, size, s), (ref, ref_size, s), primary, n_boot, design, ref)
+            if c is None:
                 cols.append("-")
                 continue
-            diff, p, mc, _ = r
-            star = "*" if p < 0.05 else ""
-            cols.append(f"{diff:+.3f} (p={p:.3f}{f', McNemar {mc:.3f}' if mc is not None else ''}){star}")
+            tally[c.gate] += 1
+            how.setdefault(s, c.interval)
+            star = "*" if c.lo > 0 or c.hi < 0 else ""
+            mc = f", McNemar {c.mcnemar:.3f}" if c.mcnemar is not None else ""
+            gate = "" if c.gate == "ok" else f" **{c.gate}**"
+            cols.append(f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] (p={c.p:.3f}{mc}){star}{gate}")
         out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+    if tally:
+        out += ["", "Gates: " + ", ".join(f"{tally[g]} {'passed' if g == 'ok' else g}" for g in GATES if tally[g])
+                + ". Intervals: " + "; ".join(f"{s}: {h}" for s, h in how.items()) + "."]
     return out + [""]
 
 
@@ -140,7 +152,7 @@ def design_options(cells) -> dict[str, dict]:
 def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
     """For each factor varied one at a time away from the reference (each swept variant's own reference, e.g.
     'gen inst-first' and 'cls inst-first'): the winning option, by how much, and whether the difference is
-    significant, per evaluation set, at the reference's largest train size."""
+    significant, per evaluation set, at the reference's largest train size, behind the validity gates."""
     cells, sets, groups = r.cells, r.sets, r.groups
     opts = design_options(cells)
     by_factor: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -154,8 +166,8 @@ def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
     out = ["## Ranked summary: which option wins for each factor\n"]
     if not by_factor:
         return out + ["No design differs from the reference in exactly one option.\n"]
-    out += ["| factor | evaluation set | winner | reference option | best other option | other − reference | p | "
-            "significant |", "|---|---|---|---|---|---|---|---|"]
+    out += ["| factor | evaluation set | winner | reference option | best other option | other − reference "
+            "[95% CI] | p | gate | difference |", "|---|---|---|---|---|---|---|---|---|"]
     several = len({ref for _, ref in by_factor}) > 1
     rows = rows_of(cells)
     sizes = {}
@@ -166,16 +178,18 @@ def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
         for s, kind, primary in sets:
             best = None
             for d, v in by_factor[(factor, ref)]:
-                r = paired(groups, (d, size, s), (ref, size, s), primary, n_boot)
-                if r and (best is None or r[0] > best[1]):
-                    best = (v, r[0], r[1])
+                c = compare(groups, (d, size, s), (ref, size, s), primary, n_boot, d, ref)
+                if c and (best is None or c.diff > best[1].diff):
+                    best = (v, c)
             if best is None:
                 continue
-            v, diff, p = best
+            v, c = best
             ref_opt = opts[ref].get(factor)
-            winner = v if diff > 0 else str(ref_opt) if diff < 0 else "tie"
+            winner = v if c.diff > 0 else str(ref_opt) if c.diff < 0 else "tie"
+            read = (("clear" if c.lo > 0 or c.hi < 0 else "unresolved") if c.gate == "ok" else "-")
             out.append(f"| {factor}{f' ({ref})' if several else ''} | {set_label(s, kind)} | {winner} | {ref_opt} | "
-                       f"{v} | {diff:+.3f} | {p:.3f} | {'yes' if p < 0.05 else 'no'} |")
+                       f"{v} | {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] | {c.p:.3f} | "
+                       f"{'passed' if c.gate == 'ok' else c.gate} | {read} |")
     at = ", ".join(f"{sz} for {r}" for r, sz in sizes.items()) if several else next(iter(sizes.values()))
     return out + [f"\n(train size {at}; the reference design's option against the best of the others.)\n"]
 

@@ -74,7 +74,7 @@ def estimate_tokens(ctx: Context, cell: Cell) -> int:
     return int(per_epoch * ctx.study.train.epochs)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The processor's model name (throughput differs several-fold between machines of the same core count)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -101,7 +101,7 @@ def _manifest(ctx: Context, cell: Cell, fitted: Fitted, timings: dict) -> dict:
         "sdelab": __version__, "cell": cell.id, "study": ctx.study.name, "study_file": str(ctx.study_path),
         "seed": cell.seed, "model": {**asdict(ctx.model)}, "precision": ctx.precision,
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
-        "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)), "cpu": _cpu_name(),
+        "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)), "cpu": cpu_name(),
         "data_files": ctx.data_files, "train": train,
         "memory": {**(fitted.memory or {}), "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                                                    / 2**20, 2)},
