@@ -75,9 +75,12 @@ FINDINGS = {
                    "(`sde-inst-first-en`, `sde-no-inst-en`, `sde-inst-first-zh`, `sde-no-inst-zh`).",
     "input_loss": "SDE: No-MI beats MI (`sde-no-mi-en`, `sde-no-mi-zh`).",
     "output_format": "SDE: Lines beats Natural and JSON (`sde-lines-natural-en`, `sde-lines-json-en`, "
-                     "`sde-lines-natural-zh`, `sde-lines-json-zh`).",
-    "unmentioned": "SDE: PU beats OU (`sde-pu-en`, `sde-pu-zh`).",
-    "labels": "SDE: text labels beat numeric ones (`sde-txt-en`, `sde-txt-zh`).",
+                     "`sde-lines-natural-zh`, `sde-lines-json-zh`); JSON costs format errors (`sde-json-errors-en`, "
+                     "`sde-json-errors-zh`).",
+    "unmentioned": "SDE: PU beats OU (`sde-pu-en`, `sde-pu-zh`); OU costs format errors (`sde-ou-errors-en`, "
+                   "`sde-ou-errors-zh`, `measure: format errors`).",
+    "labels": "SDE: text labels beat numeric ones (`sde-txt-en`, `sde-txt-zh`); numeric labels cost format errors "
+              "(`sde-num-errors-en`, `sde-num-errors-zh`).",
     "reasoning": "SDE: the effect of CoT depends on the task; it helps out-of-domain more than in-domain "
                  "(`sde-cot-ood-en`, `sde-cot-id-en`, `sde-cot-ood-zh`, `sde-cot-id-zh`). STM: teacher-written "
                  "CoT improves short text matching (`stm-cot`).",
@@ -87,8 +90,12 @@ FINDINGS = {
                     "`sde-pe-output-ppl-en`, `sde-pe-zero-shot-en`, `sde-pe-icl-en`, `sde-pe-zero-shot-zh`, "
                     "`sde-pe-prompt-ppl-zh`).",
     "demo_selection": "GenFT: fine-tuning with in-context demonstrations (FTICL) generalizes better than plain "
-                      "fine-tuning on generation tasks (`genft-fticl-summary`, `genft-fticl-question`).",
+                      "fine-tuning on generation tasks (`genft-fticl-summary`, `genft-fticl-question`), but does not "
+                      "help classification (`genft-fticl-cls`, `genft-fticl-cls-nli`; GenFT §5.4).",
 }
+ROBUSTNESS = ("SDE: ES-SDE stays ahead of the heuristic design across training sizes (`sde-es-size-en`, "
+              "`sde-es-size-zh`), under sampled decoding (`sde-es-decoding-en`, `eval.decoding`) and with an "
+              "instruction wording it was not trained on (`sde-es-wording-en`, `eval.templates`).")
 # Which paper or code form each option value reproduces (docs: where sdelab deliberately differs).
 FORM = {
     ("instruction", "first"): "SDE Inst-first: the instruction before the input (GENIA `good1`/`default`, MAVEN "
@@ -150,7 +157,7 @@ def build() -> str:
            "rendered at the end. Modifiers: `+inst-first +inst-last +no-inst +mi +no-mi +natural +lines +json "
            "+json-object +pairs +pu +ou +txt "
            "+num +no-cot +cot +rcot +concise +complex +k<N> +fixed +random +similar +tfidf +bm25 +tpl=<name> "
-           "+pool=<split>`. What the papers found: " + PRESET_FINDINGS + "\n",
+           "+pool=<split>`. What the papers found: " + PRESET_FINDINGS + " " + ROBUSTNESS + "\n",
            "Each option below ends with what the papers found about it; every claim id there is checked against "
            "this project's own runs in [results/findings.md](results/findings.md).\n",
            "JSON is **one object per aspect or type per line**, as the SDE code writes it; the whole-answer object "
