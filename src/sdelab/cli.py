@@ -85,11 +85,11 @@ def plan_text(study, path, subs, mine: set[str], out: Path, data_root: str | Non
         items = sum(len(t.examples) for t in ctx.targets)
         costs.append((label, len(todo), sum(estimate_tokens(ctx, c) for c in todo), items * len(todo)))
         got = plan.pilot_throughput(cells, ctx.model.name, cpu)
-        if (got is None or got.train_tokens_per_s is None) and measure and todo:
-            got = plan.probe_throughput(ctx, todo)
+        if (got is None or got.train_tokens_per_s is None or got.eval_s_per_item is None) and measure and todo:
+            got = plan.merged(got, plan.probe_throughput(ctx, todo))
         through[label] = got or plan.Throughput(None, None, "not measured (sdelab plan measures it)")
         ctx.cache.clear()
-    return plan.plan_markdown(study.name, cpu, rows, costs, through)
+    return plan.plan_markdown(study.name, cpu, rows, costs, through, len(os.sched_getaffinity(0)))
 
 
 def _plan(args) -> int:

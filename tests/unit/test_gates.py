@@ -142,3 +142,53 @@ def test_item_noise_within_seeds_makes_the_plan_conservative_not_optimistic():
     pilot = _study(rng, 400, 0.0, 8, 0.02, fresh=True)
     row, = power_rows([("a", "b", "val", "500", "accuracy", 400)], 3, pilot)
     assert _simulated(rng, row, 400, 3, 0.02, fresh=True, sims=200) >= 0.75
+
+
+def test_format_error_claims_are_not_blocked_by_what_they_measure():
+    from sdelab.report.gates import error_rate_compare
+    rng = np.random.default_rng(6)
+    groups = {("pu", "500", "val"): group({0: bernoulli(rng, 0.8), 1: bernoulli(rng, 0.8)}, errors=0.02),
+              ("ou", "500", "val"): group({0: bernoulli(rng, 0.8), 1: bernoulli(rng, 0.8)}, errors=0.97, top=0.97)}
+    c = error_rate_compare(groups, ("ou", "500", "val"), ("pu", "500", "val"), "accuracy")
+    assert c.gate == "ok" and c.diff == pytest.approx(0.95) and c.lo > 0.9 and c.items == 400
+    assert compare(groups, ("ou", "500", "val"), ("pu", "500", "val"), "accuracy", 200).gate == "degenerate"
+
+
+def test_a_less_than_b_reads_the_interval_from_the_other_side():
+    rng = np.random.default_rng(7)
+    groups = {("a", "500", "val"): group({0: bernoulli(rng, 0.6)}), ("b", "500", "val"): group({0: bernoulli(rng, 0.9)})}
+    c = compare(groups, ("a", "500", "val"), ("b", "500", "val"), "accuracy", 300)
+    assert c.hi < 0 and verdict("a < b", c.lo, c.hi, 0.02) == "holds" and verdict("a > b", c.lo, c.hi, 0.02) == "fails"
+
+
+def test_nan_scores_and_variances_decide_nothing():
+    assert st.normal_interval(0.3, float("nan")) == (-np.inf, np.inf, 1.0)
+    g = group({0: np.array([1.0, 0.0])})
+    g.values, g.items = [float("nan")], {}
+    assert check_arm({("a", "5", "val"): g}, ("a", "5", "val"), "accuracy").gate == "not learned"
+
+
+def test_template_and_sampled_rows_are_gated_on_the_trained_wording():
+    from sdelab.report.gates import in_domain_key
+    rng = np.random.default_rng(8)
+    g = {("a", "500", "val"): group({0: bernoulli(rng, 0.9)}), ("a", "500", "val@t2"): group({0: bernoulli(rng, 0.2)})}
+    assert in_domain_key(g, ("a", "500", "val@t2")) == ("a", "500", "val")
+    assert check_arm(g, ("a", "500", "val@t2"), "accuracy").gate == "ok"  # the wording shift is the finding
+    s = {("a", "500", "val~s1"): group({0: bernoulli(rng, 0.9)}), ("a", "500", "val~s0"): group({0: bernoulli(rng, 0.9)})}
+    assert in_domain_key(s, ("a", "500", "val~s1")) == ("a", "500", "val~s1")  # no greedy set: the samples are home
+
+
+def test_the_plan_pools_seed_degrees_of_freedom_as_the_report_does():
+    rng = np.random.default_rng(9)
+    pilot = {(d, "500", "val"): group({s: bernoulli(rng, 0.7) for s in range(3)}) for d in "abcd"}
+    comps = [(d, "a", "val", "500", "accuracy", 400) for d in "bcd"]
+    few = power_rows(comps[:1], 3, pilot)[0]
+    many = power_rows(comps, 3, pilot)[0]
+    assert many.min_effect < few.min_effect  # 4 designs x 2 df pin the seed term better than 2 x 2
+
+
+def test_top_answer_share_counts_format_errors_as_one_answer():
+    from sdelab.results import PredictionRow, top_answer_share
+    rows = [PredictionRow("s", str(i), {}, "", "pos" if i < 2 else None, None, "pos", None if i < 2 else "unparsable")
+            for i in range(5)]
+    assert top_answer_share(rows) == pytest.approx(0.6) and top_answer_share([]) is None

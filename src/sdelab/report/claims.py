@@ -13,7 +13,7 @@ compares the arms' format-error rates instead of their scores (the SDE paper's f
 A `correlation` claim (the SDE paper's "a good prompt is not a good training sample") takes Spearman's rho across
 designs between a prompt signal from `sdelab diagnose` and the fine-tuned score. It is an equivalence statement:
 it **holds** when the whole 95% interval of rho lies below `bound` (default 0.3: the signal predicts at most
-weakly), **fails** when the interval lies above zero (the signal does predict the score), and is inconclusive
+weakly), else **fails** when the interval lies above zero (the signal does predict the score), and is inconclusive
 otherwise. A signal that is the same for every design is **degenerate** (it cannot rank them), and the row is
 **not learned** when most designs' fine-tuned scores do not beat their floor.
 

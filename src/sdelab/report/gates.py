@@ -81,12 +81,15 @@ def floor(groups: dict[tuple, Group], key: tuple, primary: str) -> tuple[str, fl
 
 
 def in_domain_key(groups: dict[tuple, Group], key: tuple) -> tuple | None:
-    """The (design, size, set) whose score says whether the arm learned its task: the row's own set when it is
-    in-domain, else the arm's first in-domain set scored by greedy decoding."""
-    if groups[key].kind == "in_domain" and "~s" not in key[2]:
-        return key
-    homes = sorted(k for k, g in groups.items() if k[:2] == key[:2] and g.kind == "in_domain" and "~s" not in k[2])
-    return homes[0] if homes else None
+    """The (design, size, set) whose score says whether the arm learned its task: its first in-domain set in the
+    trained wording ('@' marks another) scored by greedy decoding, else by the first decoding sample ('~s')."""
+    def home(k: tuple, g: Group, sampled: bool) -> bool:
+        return k[:2] == key[:2] and g.kind == "in_domain" and "@" not in k[2] and ("~s" in k[2]) == sampled
+    for sampled in (False, True):
+        homes = sorted(k for k, g in groups.items() if home(k, g, sampled))
+        if homes:
+            return key if key in homes else homes[0]
+    return None
 
 
 def item_clusters(keys: list[tuple]) -> np.ndarray:
@@ -101,7 +104,8 @@ def check_arm(groups: dict[tuple, Group], key: tuple, primary: str, n_boot: int 
     err = statistics.fmean(g.errors) if g.errors else 0.0
     if count_format_errors and err > FORMAT_ERROR_MAX:
         return ArmCheck("degenerate", f"{100 * err:.0f}% format errors")
-    if g.top_shares and (share := statistics.fmean(g.top_shares)) >= ONE_ANSWER_MAX:
+    # with format errors the measured quantity, one answer that is the format error is the finding: not gated
+    if count_format_errors and g.top_shares and (share := statistics.fmean(g.top_shares)) >= ONE_ANSWER_MAX:
         return ArmCheck("degenerate", f"one answer for {100 * share:.0f}% of items")
     if is_untuned(key[1]):
         return ArmCheck("ok", "untuned: a floor itself")
@@ -114,8 +118,8 @@ def check_arm(groups: dict[tuple, Group], key: tuple, primary: str, n_boot: int 
     if value is None:
         return ArmCheck("no floor", f"no {name} measured")
     mean = statistics.fmean(g.values)
-    if not g.items:
-        return (ArmCheck("not learned", f"{mean:.3f} on {key[2]} <= {name} {value:.3f}") if mean <= value else
+    if not g.items:  # NaN compares False: a score that is not a number has not beaten anything
+        return (ArmCheck("not learned", f"{mean:.3f} on {key[2]} <= {name} {value:.3f}") if not mean > value else
                 ArmCheck("ok", f"{mean:.3f} > {name} {value:.3f} (no interval: no per-item statistics)"))
     seeds = len({s for s, _ in g.items})
     var_seed, df = seed_variance(groups, key[2])
@@ -126,7 +130,7 @@ def check_arm(groups: dict[tuple, Group], key: tuple, primary: str, n_boot: int 
     lo, _, _ = st.normal_interval(st.value(primary, a), var_items + term,
                                   df=st.satterthwaite_df(var_items, term, df))
     where = f" on {key[2]}"
-    if lo <= value:
+    if not lo > value:
         return ArmCheck("not learned", f"{mean:.3f}{where}, interval from {lo:.3f}, not above {name} {value:.3f}")
     return ArmCheck("ok", f"{mean:.3f}{where} > {name} {value:.3f}")
 
@@ -173,22 +177,23 @@ def error_rate_compare(groups: dict[tuple, Group], a_key: tuple, b_key: tuple, p
                        a_name: str = "a", b_name: str = "b") -> Comparison | None:
     """a - b in format-error rate (the share of outputs the strict parser rejected), pooled over each arm's seeds:
     a normal interval of the difference of two proportions (unpaired: per-item errors are not kept) plus the
-    study's seed variance of the rate. The degenerate gate does not count format errors here (they are what is
-    measured)."""
+    study's seed variance of the rate (trained arms). The degenerate gate does not count format errors here, nor a
+    single answer (which may be the format error): they are what is measured."""
     a, b = groups.get(a_key), groups.get(b_key)
     if not a or not b or not a.errors or not b.errors:
         return None
-    na, nb = sum(a.sizes), sum(b.sizes)
-    pa = sum(e * n for e, n in zip(a.errors, a.sizes)) / na
-    pb = sum(e * n for e, n in zip(b.errors, b.sizes)) / nb
-    var = pa * (1 - pa) / na + pb * (1 - pb) / nb
+    pa = sum(e * n for e, n in zip(a.errors, a.sizes)) / sum(a.sizes)
+    pb = sum(e * n for e, n in zip(b.errors, b.sizes)) / sum(b.sizes)
+    # the seeds score the same items: the binomial term counts each item once
+    var = pa * (1 - pa) / max(a.sizes) + pb * (1 - pb) / max(b.sizes)
     var_seed, df = seed_variance(groups, a_key[2], "errors")
-    term = var_seed / len(a.errors) + var_seed / len(b.errors) if var_seed is not None else 0.0
+    term = sum(var_seed / len(g.errors) for k, g in ((a_key, a), (b_key, b)) if not is_untuned(k[1])) \
+        if var_seed is not None else 0.0
     lo, hi, p = st.normal_interval(pa - pb, var + term, df=st.satterthwaite_df(var, term, df))
     gate, why = combine([(a_name, check_arm(groups, a_key, primary, n_boot, count_format_errors=False)),
                          (b_name, check_arm(groups, b_key, primary, n_boot, count_format_errors=False))])
     seeds = sorted({s for s, _ in a.items} & {s for s, _ in b.items})
     interval = "two proportions" + (f" + study seed sd {var_seed ** 0.5:.3f} of the rate" if var_seed is not None
                                     else " (training noise not measured)")
-    return Comparison(pa - pb, lo, hi, p, None, na + nb, seeds, interval, gate, why)
+    return Comparison(pa - pb, lo, hi, p, None, max(a.sizes), seeds, interval, gate, why)
 

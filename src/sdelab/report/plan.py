@@ -99,7 +99,9 @@ def power_rows(comparisons: list[tuple[str, str, str, str, str, int]], seeds: in
         else:
             unit, src = PRIOR_ITEM_SD ** 2, "prior"
         var_seed, _ = seed_variance(pilot, s)
-        trained_designs = len({d for d, _, z, *_ in comparisons if z == size} | {ref})
+        # the trained (design, size) groups the report pools the seed variance over, on this set
+        trained_designs = len({(d, z) for d, _, x, z, *_ in comparisons if x == s}
+                              | {(r, z) for _, r, x, z, *_ in comparisons if x == s})
         if var_seed is not None:
             seed_src = "pilot seeds"
         elif seeds > 1:
@@ -154,7 +156,7 @@ def probe_throughput(ctx, cells) -> Throughput:
 
 
 def plan_markdown(name: str, cpu: str, rows: list[PowerRow], cost_rows: list[tuple[str, int, int, int]],
-                  through: dict[str, Throughput]) -> str:
+                  through: dict[str, Throughput], cores: int = 2) -> str:
     """cost_rows: (sub-study label, cells to go, training tokens to go, evaluation items to go)."""
     out = [f"# Plan: {name}\n", f"CPU: {cpu}. Smallest effect resolved with 80% power (two-sided 5%): the seed-aware "
            "interval of the finished report, item term scaled from the pilot (or the prior) to the planned items.\n",
@@ -169,16 +171,16 @@ def plan_markdown(name: str, cpu: str, rows: list[PowerRow], cost_rows: list[tup
     for label, cells, tokens, items in cost_rows:
         t = through.get(label) or Throughput(None, None, "not measured")
         hours = None
-        if t.train_tokens_per_s and t.eval_s_per_item is not None:
-            # 2 cores: a wall-clock hour of sdelab's 2 threads is 2 CPU-hours
-            hours = 2 * (tokens / t.train_tokens_per_s + items * t.eval_s_per_item) / 3600
+        if (t.train_tokens_per_s or not tokens) and t.eval_s_per_item is not None:
+            # sdelab trains and evaluates on every core it may use: a wall-clock hour is `cores` CPU-hours
+            hours = cores * ((tokens / t.train_tokens_per_s if tokens else 0.0) + items * t.eval_s_per_item) / 3600
             total += hours
         out.append(f"| {label} | {cells} | {tokens:,} | {items:,} | "
                    f"{f'{t.train_tokens_per_s:.0f}' if t.train_tokens_per_s else '-'} | "
                    f"{f'{t.eval_s_per_item:.2f}' if t.eval_s_per_item is not None else '-'} | "
                    f"{f'{hours:.1f}' if hours is not None else '-'} | {t.source} |")
-    out.append(f"\nTotal: {total:.1f} CPU-hours ({total / 2:.1f} h wall-clock on 2 cores) for the measured "
-               "sub-studies.\n")
+    out.append(f"\nTotal: {total:.1f} CPU-hours ({total / cores:.1f} h wall-clock on {cores} cores) for the "
+               "measured sub-studies.\n")
     return "\n".join(out)
 
 
@@ -196,6 +198,15 @@ def comparisons_of(sub, reference: str | None, targets) -> list[tuple[str, str, 
     ref = reference or (labels[0][0] if labels else "")
     return [(label, ref_label(label, ref), t.key, size, PRIMARY[t.task.spec.family], len(t.examples))
             for label, size in labels if label != ref_label(label, ref) for t in targets]
+
+
+def merged(first: Throughput | None, second: Throughput) -> Throughput:
+    """Each figure from `first` where it has it, else from `second`."""
+    if first is None:
+        return second
+    return Throughput(first.train_tokens_per_s or second.train_tokens_per_s,
+                      first.eval_s_per_item if first.eval_s_per_item is not None else second.eval_s_per_item,
+                      f"{first.source}; {second.source}")
 
 
 def pilot_groups(pilot_dir: Path | None) -> tuple[list[CellRecord], dict[tuple, Group]]:

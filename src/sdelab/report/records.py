@@ -81,7 +81,8 @@ def group_cells(cells: list[CellRecord]) -> dict[tuple, Group]:
             g.kind, g.primary = m.kind, m.primary
             g.errors.append(m.format_error_rate)
             g.sizes.append(m.n)
-            if m.majority_baseline and isinstance(m.majority_baseline.get(m.primary), (int, float)):
+            if m.majority_baseline and isinstance(v := m.majority_baseline.get(m.primary), (int, float)) \
+                    and v == v:  # a NaN majority (no item) is no floor
                 g.majority.append(float(m.majority_baseline[m.primary]))
             if m.top_answer_share is not None:
                 g.top_shares.append(m.top_answer_share)

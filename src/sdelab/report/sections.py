@@ -179,13 +179,14 @@ def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
             best = None
             for d, v in by_factor[(factor, ref)]:
                 c = compare(groups, (d, size, s), (ref, size, s), primary, n_boot, d, ref)
-                if c and (best is None or c.diff > best[1].diff):
+                # the best option among the comparisons that pass the gates; a gated one only when none passes
+                if c and (best is None or ((c.gate == "ok"), c.diff) > ((best[1].gate == "ok"), best[1].diff)):
                     best = (v, c)
             if best is None:
                 continue
             v, c = best
             ref_opt = opts[ref].get(factor)
-            winner = v if c.diff > 0 else str(ref_opt) if c.diff < 0 else "tie"
+            winner = "-" if c.gate != "ok" else v if c.diff > 0 else str(ref_opt) if c.diff < 0 else "tie"
             read = (("clear" if c.lo > 0 or c.hi < 0 else "unresolved") if c.gate == "ok" else "-")
             out.append(f"| {factor}{f' ({ref})' if several else ''} | {set_label(s, kind)} | {winner} | {ref_opt} | "
                        f"{v} | {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] | {c.p:.3f} | "

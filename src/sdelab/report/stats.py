@@ -88,9 +88,10 @@ def item_variance(primary: str, a: np.ndarray, b: np.ndarray | None = None, n_bo
     ids = np.arange(rows) if clusters is None else np.unique(clusters, return_inverse=True)[1]
     n = int(ids.max()) + 1 if rows else 0
     counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)[:, ids]  # [b, rows] row weights
-    vals = _value(primary, counts @ a, rows)
+    n_rows = counts.sum(1)  # rows in each resample (items need not have a row for every seed)
+    vals = _value(primary, counts @ a, n_rows)
     if b is not None:
-        vals = vals - _value(primary, counts @ b, rows)
+        vals = vals - _value(primary, counts @ b, n_rows)
     return float(np.nanvar(vals, ddof=1))
 
 
@@ -122,9 +123,11 @@ def normal_interval(observed: float, var: float, alpha: float = 0.05,
                     df: float | None = None) -> tuple[float, float, float]:
     """(lo, hi, two-sided p) of an estimate with variance `var` (the seed-aware interval: var = item variance +
     seed term), on Student's t with `df` degrees of freedom when the variance is estimated from few seeds."""
+    if math.isnan(var) or math.isnan(observed):  # no usable resample: nothing is known
+        return -math.inf, math.inf, 1.0
     sd = math.sqrt(max(var, 0.0))
-    if sd == 0 or math.isnan(sd):
-        return observed, observed, 1.0 if observed == 0 or math.isnan(sd) else 0.0
+    if sd == 0:
+        return observed, observed, 1.0 if observed == 0 else 0.0
     z = _crit(1 - alpha / 2, df)
     tail = norm.sf(abs(observed) / sd) if df is None else t_dist.sf(abs(observed) / sd, df)
     return observed - z * sd, observed + z * sd, float(2 * tail)
