@@ -143,16 +143,20 @@ def combine(checks: list[tuple[str, ArmCheck]]) -> tuple[str, str]:
     return gate, why
 
 
+def shared_items(groups: dict[tuple, Group], a_key: tuple, b_key: tuple) -> list[tuple]:
+    """The (seed, item) keys both arms scored, sorted ([] when either arm is missing)."""
+    a, b = groups.get(a_key), groups.get(b_key)
+    return sorted(set(a.items) & set(b.items)) if a and b else []
+
+
 def compare(groups: dict[tuple, Group], a_key: tuple, b_key: tuple, primary: str, n_boot: int = 1000,
             a_name: str = "a", b_name: str = "b") -> Comparison | None:
     """a - b on their common (seed, item) pairs with the seed-aware interval and both arms' gates; None when the
     two share no scored item."""
-    a, b = groups.get(a_key), groups.get(b_key)
-    if not a or not b:
-        return None
-    common = sorted(set(a.items) & set(b.items))
+    common = shared_items(groups, a_key, b_key)
     if not common:
         return None
+    a, b = groups[a_key], groups[b_key]
     sa, sb = stacked(a, common), stacked(b, common)
     diff = st.value(primary, sa) - st.value(primary, sb)
     var_items = st.item_variance(primary, sa, sb, n_boot, clusters=item_clusters(common))

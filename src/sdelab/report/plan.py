@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sdelab.report import stats as st
-from sdelab.report.gates import is_untuned, seed_variance
+from sdelab.report.gates import is_untuned, item_clusters, seed_variance, shared_items
 from sdelab.report.records import Group, group_cells, load_cells, ref_label, stacked
 from sdelab.results import CellRecord
 
@@ -64,13 +64,10 @@ def pilot_item_variance(groups: dict[tuple, Group], a_key: tuple, b_key: tuple, 
                         n_boot: int = 400) -> tuple[float, int] | None:
     """(variance of a - b over the items, as the report computes it with up to `seeds` of the pilot's shared seeds,
     number of items), or None."""
-    from sdelab.report.gates import item_clusters
-    a, b = groups.get(a_key), groups.get(b_key)
-    if not a or not b:
-        return None
-    common = sorted(set(a.items) & set(b.items))
+    common = shared_items(groups, a_key, b_key)
     if not common:
         return None
+    a, b = groups[a_key], groups[b_key]
     first = sorted({s for s, _ in common})[:seeds]
     keys = [k for k in common if k[0] in first]
     clusters = item_clusters(keys)
