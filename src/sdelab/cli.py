@@ -26,21 +26,23 @@ def _run(args) -> int:
     out = output_dir(study, args.output_dir)
     if args.dry_run:
         total = 0
-        for sub in subs:
+        ctxs, tokens = {}, {}  # prepared once, shared with the plan below
+        for i, sub in enumerate(subs):
             todo = [c for c in sub.cells if c.id in mine]
-            ctx = prepare(sub, path, args.data_root, str(out)) if todo and not args.no_cost else None
+            ctx = ctxs[i] = prepare(sub, path, args.data_root, str(out)) if todo and not args.no_cost else None
             for c in todo:
                 state = "finished" if store.finished(out, c.folder_name) else "todo"
                 cost = ""
                 if ctx is not None:
-                    tokens = estimate_tokens(ctx, c)
-                    total += tokens if state == "todo" else 0
-                    cost = f"  {tokens:,} training tokens"
+                    tokens[c.id] = estimate_tokens(ctx, c)
+                    total += tokens[c.id] if state == "todo" else 0
+                    cost = f"  {tokens[c.id]:,} training tokens"
                 print(f"{c.id}  {c.folder_name}  [{state}]{cost}")
         print(f"{len(mine)} cells" + (f", {total:,} training tokens to go" if not args.no_cost else ""))
         if not args.no_cost:
             print()
-            print(plan_text(study, path, subs, mine, out, args.data_root, None, measure=False))
+            print(plan_text(study, path, subs, mine, out, args.data_root, None, measure=False, ctxs=ctxs,
+                            tokens=tokens))
         return 0
     # every sub-study is checked (data, designs, rationales, tokenizer) before anything is trained or written
     plan = [(prepare(sub, path, args.data_root, str(out), checkpoint_every=args.checkpoint_every), todo)
@@ -66,8 +68,9 @@ def _run(args) -> int:
 
 
 def plan_text(study, path, subs, mine: set[str], out: Path, data_root: str | None, pilot: Path | None,
-              measure: bool) -> str:
-    """The power and cost table of a study's unfinished cells (report.plan)."""
+              measure: bool, ctxs: dict | None = None, tokens: dict | None = None) -> str:
+    """The power and cost table of a study's unfinished cells (report.plan); `ctxs` (by sub-study index) and
+    `tokens` (by cell id): what the caller has prepared and counted already."""
     from sdelab.report import plan
     from sdelab.study import store
     from sdelab.study.context import prepare
@@ -76,14 +79,16 @@ def plan_text(study, path, subs, mine: set[str], out: Path, data_root: str | Non
     cells, pilot_groups = plan.pilot_groups(pilot or out)
     cpu = cpu_name()
     rows, costs, through = [], [], {}
-    for sub in subs:
+    ctxs, tokens = ctxs or {}, tokens or {}
+    for i, sub in enumerate(subs):
         todo = [c for c in sub.cells if c.id in mine and not store.finished(out, c.folder_name)]
-        ctx = prepare(sub, path, data_root, str(out))
+        ctx = ctxs.get(i) or prepare(sub, path, data_root, str(out))
         rows += plan.power_rows(plan.comparisons_of(sub, sub.study.reference, ctx.targets), len(sub.study.seeds),
                                 pilot_groups)
         label = " ".join(x for x in (sub.cells[0].variant if sub.cells else "", sub.study.task, sub.study.model) if x)
         items = sum(len(t.examples) for t in ctx.targets)
-        costs.append((label, len(todo), sum(estimate_tokens(ctx, c) for c in todo), items * len(todo)))
+        costs.append((label, len(todo), sum(tokens[c.id] if c.id in tokens else estimate_tokens(ctx, c)
+                                            for c in todo), items * len(todo)))
         got = plan.pilot_throughput(cells, ctx.model.name, cpu)
         if (got is None or got.train_tokens_per_s is None or got.eval_s_per_item is None) and measure and todo:
             got = plan.merged(got, plan.probe_throughput(ctx, todo))

@@ -85,13 +85,11 @@ class CellRecord:
 
     @property
     def label(self) -> str:
-        """The design as reports and claims name it: '<variant> <design>' in a swept study."""
-        return f"{self.variant} {self.design}" if self.variant else self.design
+        return design_label(self.variant, self.design)
 
     @property
     def size(self) -> str:
-        """The train size as reports and claims name it: '500', 'all' or 'untuned k=0'."""
-        return f"untuned k={self.untuned}" if self.untuned is not None else str(self.train_size)
+        return size_label(self.train_size, self.untuned)
 
     @property
     def precision(self) -> str:
@@ -102,6 +100,16 @@ class CellRecord:
         """When the cell finished (cells from machines in other time zones compare correctly)."""
         stamp = (self.manifest or {}).get("finished_at")
         return datetime.fromisoformat(stamp) if stamp else datetime.min.replace(tzinfo=timezone.utc)
+
+
+def design_label(variant: str, design: str) -> str:
+    """The design as reports and claims name it: '<variant> <design>' in a swept study."""
+    return f"{variant} {design}" if variant else design
+
+
+def size_label(train_size: int | str, untuned: int | None) -> str:
+    """The train size as reports and claims name it: '500', 'all' or 'untuned k=0'."""
+    return f"untuned k={untuned}" if untuned is not None else str(train_size)
 
 
 def size_key(size: str):

@@ -10,8 +10,8 @@ of a comparison passes two gates:
   can carry a difference at all.
 - **not learned** (trained arms only): the arm's in-domain score (its first in-domain set, whatever set the row
   compares: an out-of-domain row asks how a model that learned the task transfers) must beat its family's floor
-  with its seed-aware interval above it. The floors (FLOORS): the majority class of the training subset for classification (accuracy) and
-  multi-aspect sentiment (kappa), the untuned base model (its best number of demonstrations in the study) for
+  with its seed-aware interval above it. The floors (`floor`): the majority class of the training subset for
+  classification (accuracy) and multi-aspect sentiment (kappa), the untuned base model (its best number of demonstrations in the study) for
   generation (ROUGE-L), and the better of the empty answer (F1 0) and the untuned model for spans. The floor's
   value is taken as fixed (no interval of its own). An untuned arm is a floor itself and only has to pass the
   degenerate gate.
@@ -30,8 +30,6 @@ from sdelab.report.records import Group, stacked
 
 FORMAT_ERROR_MAX = 0.5
 ONE_ANSWER_MAX = 0.95
-FLOORS = {"accuracy": "majority class", "kappa": "majority class", "f1": "empty answer or untuned model",
-          "rougeL": "untuned model"}
 GATES = ("ok", "not learned", "degenerate", "no floor")  # 'no floor': the study measured none for this family
 
 

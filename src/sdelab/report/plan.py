@@ -6,16 +6,17 @@ same variance the finished report uses (report.stats): var_items(N) + 2 * sigma_
 
 - var_items(N): the paired bootstrap variance of the difference over the items of a pilot (the study's output
   folder, or `--pilot DIR`: any finished cells of the same task) with up to S of its seeds, as the report computes
-  it, scaled from the pilot's N0 items to the planned N as var * N0 / N. Without a pilot pair for that set: the median over the pilot's pairs; without
-  any pilot: the stated prior PRIOR_ITEM_SD^2 / N (a per-item sd of the difference of 0.5: two designs that
+  it, scaled from the pilot's N0 items to the planned N as var * N0 / N. Without a pilot pair for that set: the
+  median over the pilot's pairs; without any pilot: the stated prior PRIOR_ITEM_SD^2 / N (a per-item sd of the difference of 0.5: two designs that
   disagree on a quarter of the items of an accuracy set).
 - sigma_seed^2: the pilot's pooled seed-to-seed variance on the set, else, for a study of >= 2 seeds, the prior
-  PRIOR_SEED_SD^2 (0.015: the spread the genft-gen batch-plan check measured, up to 0.03 between two runs of one
-  design). A one-seed study without a measured spread gets none, as its report's interval (which says so).
+  PRIOR_SEED_SD^2 (0.015, a stated guess: half the largest difference, 0.03, that the genft-gen batch-plan check
+  measured between two runs of one design). A one-seed study without a measured spread gets none, as its report's interval (which says so).
 - The quantiles are Student's t with the Welch-Satterthwaite degrees of freedom the report will have (its
   trained designs x (S - 1) for the seed term), so two or three seeds are not taken for more than they know.
-- S: the study's seeds per cell. The item term does not shrink with S (the seeds score the same items), so more
-  seeds buy down only the seed term, and more items only the item term: docs/results/README.md, "Sizing".
+- S: the study's seeds per cell. More seeds buy down mainly the seed term (the seeds score the same items, so
+  the item term shrinks with S only by the part of each item's noise that changes between seeds), more items only
+  the item term: docs/results/README.md, "Sizing a study".
 
 The cost: each unfinished cell's training tokens (its rendered samples x epochs) at the training tokens/s measured
 on this machine, plus its evaluation items at the measured seconds per item. Measured means: the pilot's cells
@@ -32,7 +33,7 @@ from pathlib import Path
 from sdelab.report import stats as st
 from sdelab.report.gates import is_untuned, item_clusters, seed_variance, shared_items
 from sdelab.report.records import Group, group_cells, load_cells, ref_label, stacked
-from sdelab.results import CellRecord
+from sdelab.results import CellRecord, design_label, size_label
 
 PRIOR_ITEM_SD = 0.5
 PRIOR_SEED_SD = 0.015
@@ -47,7 +48,7 @@ class PowerRow:
     size: str
     items: int
     seeds: int
-    item_sd: float  # sd of the difference over N items (one seed)
+    item_sd: float  # sd of the difference over the N planned items (with up to S of the pilot's seeds)
     seed_sd: float
     source: str  # where the variances come from
     min_effect: float
@@ -181,17 +182,12 @@ def plan_markdown(name: str, cpu: str, rows: list[PowerRow], cost_rows: list[tup
     return "\n".join(out)
 
 
-def cell_label(cell) -> tuple[str, str]:
-    """(design, train size) of a planned cell as the report will label it."""
-    design = f"{cell.variant} {cell.design.name}" if cell.variant else cell.design.name
-    return design, f"untuned k={cell.untuned}" if cell.untuned is not None else str(cell.train_size)
-
-
 def comparisons_of(sub, reference: str | None, targets) -> list[tuple[str, str, str, str, str, int]]:
     """(design, reference, set, size, primary, items) of each trained design against the reference that the
     report will make for a sub-study."""
     from sdelab.metrics import PRIMARY
-    labels = [x for x in dict.fromkeys(cell_label(c) for c in sub.cells) if not is_untuned(x[1])]
+    labels = [x for x in dict.fromkeys((design_label(c.variant, c.design.name), size_label(c.train_size, c.untuned))
+                                       for c in sub.cells) if not is_untuned(x[1])]
     ref = reference or (labels[0][0] if labels else "")
     return [(label, ref_label(label, ref), t.key, size, PRIMARY[t.task.spec.family], len(t.examples))
             for label, size in labels if label != ref_label(label, ref) for t in targets]

@@ -13,7 +13,7 @@ contributes, ddof 1), and S the number of seeds each arm has. The interval is di
 Welch-Satterthwaite degrees of freedom of that sum (few seeds estimate the seed term: a normal quantile would
 claim more than two seeds know). With no design of >= 2 seeds the seed term is unknown and left out (the report
 says so), and the interval is normal. The same variance drives the power
-figure (`min_effect`, `power`), so a planned study and its finished report agree."""
+figure (`min_effect`), so a planned study and its finished report agree."""
 from __future__ import annotations
 
 import math
@@ -138,15 +138,6 @@ def min_effect(sd: float, alpha: float = 0.05, power: float = 0.8, df: float | N
     estimate's standard deviation is `sd` (on t with df degrees of freedom, else normal; the small opposite-side
     tail is ignored)."""
     return float((_crit(1 - alpha / 2, df) + _crit(power, df)) * sd)
-
-
-def power(effect: float, sd: float, alpha: float = 0.05, df: float | None = None) -> float:
-    """Probability that the interval of a difference whose true value is `effect` (estimate sd `sd`) lies on
-    effect's side of zero (shifted-t approximation)."""
-    if sd == 0:
-        return 1.0 if effect else 0.0
-    shift = _crit(1 - alpha / 2, df) - abs(effect) / sd
-    return float(norm.sf(shift) if df is None else t_dist.sf(shift, df))
 
 
 def spearman_interval(rho: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
