@@ -21,8 +21,8 @@ from sdelab.results import TRAIN_LOG, PredictionRow
 from sdelab.study.context import Context, EvalTarget, build_samples, heads
 from sdelab.study.grid import Cell
 from sdelab.tasks.task import Example, Task
-from sdelab.train.loop import (ClsItem, TrainSettings, TrainStats, add_lora, memory_needed, train_discriminative,
-                              train_generative)
+from sdelab.train.loop import (ClsItem, OnUpdate, TrainSettings, TrainStats, add_lora, memory_needed,
+                              train_discriminative, train_generative)
 
 CHECKPOINT = "checkpoint/train_state.pt"  # in the cell's work folder (store.RESUMABLE)
 
@@ -100,7 +100,8 @@ def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[li
 class Generative:
     """The model writes the answer. `predict` returns the prediction rows and how many prompts were cut."""
 
-    def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float) -> Fitted:
+    def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float,
+            on_update: OnUpdate | None = None) -> Fitted:
         s = _settings(ctx)
         lm = base_lm(ctx, s.full and cell.untuned is None)
         if cell.untuned is not None:
@@ -114,7 +115,7 @@ class Generative:
         memory = check_memory(lm, s)
         stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / TRAIN_LOG,
                                  desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
-                                 checkpoint=work / CHECKPOINT)
+                                 checkpoint=work / CHECKPOINT, on_update=on_update)
         return Fitted(_finish_training(lm, s, work), stats, len(encoded), sum(1 for e in encoded if e.truncated),
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 
@@ -186,7 +187,8 @@ class Head:
     """A classification head on the backbone reads the design's prompt (its instruction placement, template and
     demonstrations); how the response would be written does not reach it."""
 
-    def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float) -> Fitted:
+    def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float,
+            on_update: OnUpdate | None = None) -> Fitted:
         task, design = ctx.task, cell.design
         n_heads, names = heads(task)
         prompts, cut = cls_inputs(ctx, task, design, train, train, cell.seed)
@@ -211,7 +213,7 @@ class Head:
         memory = check_memory(model, s)
         stats = train_discriminative(model, items, n_heads, s, cell.seed, ctx.cls_pad_id, work / TRAIN_LOG,
                                      desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}",
-                                     checkpoint=work / CHECKPOINT)
+                                     checkpoint=work / CHECKPOINT, on_update=on_update)
         return Fitted(_finish_training(model, s, work), stats, len(items), sum(cut),
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 

@@ -15,6 +15,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ class TrainSettings:
     tracking: tuple[str, ...] = ()  # 'tensorboard' and/or 'mlflow': Accelerate's trackers, besides train_log.jsonl
     checkpoint_every: float = 600.0  # seconds between checkpoints (when a checkpoint path is given)
     full: bool = False  # full-parameter fine-tuning (no LoRA)
+    freeze_embeddings: bool = False  # with `full`: the input embedding matrix stays frozen
 
     @classmethod
     def from_section(cls, section: dict, precision: str, checkpoint_every: float) -> TrainSettings:
@@ -121,6 +123,8 @@ def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
     if s.full:
         for p in lm.parameters():
             p.requires_grad_(True)
+        if s.freeze_embeddings:
+            lm.get_input_embeddings().weight.requires_grad_(False)
         return lm
     from peft import LoraConfig, get_peft_model
 
@@ -139,18 +143,24 @@ def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
     return model
 
 
+# called after every optimizer update with (batches done, stats so far, the module being trained)
+OnUpdate = Callable[[int, TrainStats, torch.nn.Module], None]
+
+
 def train_generative(lm, encoded: list[Encoded], s: TrainSettings, seed: int, pad_id: int,
-                     log_path: Path | None = None, desc: str = "train", checkpoint: Path | None = None) -> TrainStats:
+                     log_path: Path | None = None, desc: str = "train", checkpoint: Path | None = None,
+                     on_update: OnUpdate | None = None) -> TrainStats:
     """Train the (LoRA-wrapped) causal `lm` in place on `encoded` samples (loss on labelled tokens)."""
-    return _train(CausalLMLoss(lm), encoded, lambda b: collate(b, pad_id), s, seed, log_path, desc, checkpoint)
+    return _train(CausalLMLoss(lm), encoded, lambda b: collate(b, pad_id), s, seed, log_path, desc, checkpoint,
+                  on_update)
 
 
 def train_discriminative(model, items: list[ClsItem], heads: int, s: TrainSettings, seed: int, pad_id: int,
                          log_path: Path | None = None, desc: str = "train",
-                         checkpoint: Path | None = None) -> TrainStats:
+                         checkpoint: Path | None = None, on_update: OnUpdate | None = None) -> TrainStats:
     """Train the (LoRA-wrapped) sequence-classification `model` in place: the discriminative paradigm."""
     return _train(SeqClsLoss(model, heads), items, lambda b: collate_cls(b, pad_id), s, seed, log_path, desc,
-                  checkpoint)
+                  checkpoint, on_update)
 
 
 def memory_needed(model, s: TrainSettings) -> dict:
@@ -191,10 +201,11 @@ def _load_checkpoint(path: Path | None, fingerprint: str) -> dict | None:
 
 
 def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_path: Path | None,
-           desc: str, checkpoint: Path | None = None) -> TrainStats:
+           desc: str, checkpoint: Path | None = None, on_update: OnUpdate | None = None) -> TrainStats:
     """The one training loop: seeded length-grouped batches, AdamW, linear warmup/decay, gradient accumulation,
-    clipping, autocast, a progress bar with loss and tokens/s, a loss curve in `log_path`, and (given a
-    `checkpoint` path) resumable state saved every `s.checkpoint_every` seconds and at the end."""
+    clipping, autocast, a progress bar with loss and tokens/s, a loss curve in `log_path`, (given a
+    `checkpoint` path) resumable state saved every `s.checkpoint_every` seconds and at the end, and (given
+    `on_update`) a call after every optimizer update (bench/time_to_accuracy.py snapshots the weights there)."""
     from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
 
@@ -267,6 +278,8 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
         run_loss += loss_value
         run_n += 1
         stats.steps = step
+        if update and on_update is not None:
+            on_update(step, stats, module)
         elapsed = time.perf_counter() - t0
         if step % s.log_every == 0 or step == len(plan):
             point = {"step": step, "epoch": round(step / max(1, len(plan)) * s.epochs, 3),
