@@ -176,7 +176,8 @@ def part_eval(args) -> dict:
     from sdelab.models.tokenize import response_ids
 
     task, design, rm, tok, f, _, _, prompts, test = _inputs(args)
-    lm = load_causal_lm(rm, "bf16")
+    prec = args.eval_precision
+    lm = load_causal_lm(rm, prec)
     budget = 8
     out = {"n": len(prompts), "max_new_tokens": budget, "shared_prefix_tokens": common_prefix(prompts),
            "mean_prompt_tokens": round(sum(map(len, prompts)) / len(prompts), 1)}
@@ -193,7 +194,7 @@ def part_eval(args) -> dict:
         return [parse(task, design, t)[0] for t in ts]
     if args.adapter:  # lever: evaluating with the LoRA adapter unmerged (sdelab before) vs merged into the weights
         lm = PeftModel.from_pretrained(lm, args.adapter)
-        gens, s_gen = timed(lambda: generate(lm, tok, prompts, budget, args.eval_batch, precision="bf16",
+        gens, s_gen = timed(lambda: generate(lm, tok, prompts, budget, args.eval_batch, precision=prec,
                                              share_prefix=0))
         out["batched_generate_unmerged_no_prefix_cache"] = {
             "seconds": round(s_gen, 2), "per_s": round(len(prompts) / s_gen, 2),
@@ -204,7 +205,7 @@ def part_eval(args) -> dict:
 
     def one_at_a_time_generate():
         texts = []  # the reference gets sdelab's fix for torch's strided-matmul slowdown too (a fair peer)
-        with torch.inference_mode(), autocast("bf16"), contiguous_output_layer(lm):
+        with torch.inference_mode(), autocast(prec), contiguous_output_layer(lm):
             for p in prompts:
                 g = lm.generate(input_ids=torch.tensor([p]), do_sample=False, max_new_tokens=budget,
                                 eos_token_id=eos, pad_token_id=tok.pad_token_id, temperature=None, top_p=None,
@@ -219,7 +220,7 @@ def part_eval(args) -> dict:
 
     def one_at_a_time_score():
         preds = []
-        with torch.inference_mode(), autocast("bf16"):
+        with torch.inference_mode(), autocast(prec):
             for p in prompts:
                 best = []
                 for c in cands:  # one forward pass per (prompt, label)
@@ -233,17 +234,17 @@ def part_eval(args) -> dict:
     # kernel and allocator warm-up, which would otherwise land on whichever path the benchmark times first
     warm, prompts[:] = prompts[:], prompts[: args.eval_batch]
     one_at_a_time_generate()
-    generate(lm, tok, prompts, budget, args.eval_batch, precision="bf16")
-    generate(lm, tok, prompts, budget, args.eval_batch, precision="bf16", share_prefix=0)
+    generate(lm, tok, prompts, budget, args.eval_batch, precision=prec)
+    generate(lm, tok, prompts, budget, args.eval_batch, precision=prec, share_prefix=0)
     one_at_a_time_score()
-    score_candidates(lm, prompts, cands, tok.pad_token_id, args.eval_batch, "bf16")
+    score_candidates(lm, prompts, cands, tok.pad_token_id, args.eval_batch, prec)
     prompts[:] = warm
     ref_gen, s_ref_gen = timed(one_at_a_time_generate)
-    gens, s_gen = timed(lambda: generate(lm, tok, prompts, budget, args.eval_batch, precision="bf16"))
-    gens0, s_gen0 = timed(lambda: generate(lm, tok, prompts, budget, args.eval_batch, precision="bf16",
+    gens, s_gen = timed(lambda: generate(lm, tok, prompts, budget, args.eval_batch, precision=prec))
+    gens0, s_gen0 = timed(lambda: generate(lm, tok, prompts, budget, args.eval_batch, precision=prec,
                                            share_prefix=0))
     ref_score, s_ref_score = timed(one_at_a_time_score)
-    scores, s_score = timed(lambda: score_candidates(lm, prompts, cands, tok.pad_token_id, args.eval_batch, "bf16"))
+    scores, s_score = timed(lambda: score_candidates(lm, prompts, cands, tok.pad_token_id, args.eval_batch, prec))
     batched_score = [names[max(range(len(names)), key=sc.__getitem__)] for sc in scores]
     texts = [g.text for g in gens]
     out.update({
@@ -289,6 +290,7 @@ def _versions() -> dict:
 def _run_part(name: str, args, adapter: str) -> dict:
     cmd = [sys.executable, __file__, "--_part", name, "--model", args.model, "--n-train", str(args.n_train),
            "--n-eval", str(args.n_eval), "--data-root", args.data_root, "--eval-batch", str(args.eval_batch),
+           "--eval-precision", args.eval_precision,
            "--adapter", adapter]
     print(f"== {name}", flush=True)
     with tempfile.NamedTemporaryFile(suffix=".json") as res:
@@ -334,6 +336,8 @@ def main():
     ap.add_argument("--n-train", type=int, default=512)
     ap.add_argument("--n-eval", type=int, default=256)
     ap.add_argument("--eval-batch", type=int, default=32)
+    ap.add_argument("--eval-precision", choices=("bf16", "fp32"), default="bf16",
+                    help="weights and autocast of every evaluation path (the reference included)")
     ap.add_argument("--data-root", default=os.environ.get("SDELAB_DATA_ROOT", str(HERE.parent.parent / "shared/data")))
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     ap.add_argument("--out", default=str(HERE / "results/vs_peers.json"))
@@ -351,7 +355,8 @@ def main():
     t0 = time.perf_counter()
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "versions": _versions(),
                "settings": {"model": args.model, "n_train": args.n_train, "n_eval": args.n_eval,
-                            "lora": LORA, "train": TRAIN, "eval_batch": args.eval_batch}}
+                            "lora": LORA, "train": TRAIN, "eval_batch": args.eval_batch,
+                            "eval_precision": args.eval_precision}}
     with tempfile.TemporaryDirectory() as tmp:
         adapter = str(Path(tmp) / "adapter")
         for name in args.parts:
