@@ -164,6 +164,9 @@ class Study(_Strict):
         if lora and (self.train.lora is None or "encoder" in modelings):
             raise ValueError(f"cannot sweep {', '.join(lora)}: " + ("train.lora is null (full fine-tuning)" if
                              self.train.lora is None else "modeling: encoder trains every weight, without LoRA"))
+        if self.train.freeze_embeddings and self.train.lora is not None and set(modelings) - {"encoder"}:
+            raise ValueError("train.freeze_embeddings applies to full fine-tuning (train.lora: null, or modeling: "
+                             "encoder); under LoRA the embeddings are frozen already")
         return self
 
 

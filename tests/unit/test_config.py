@@ -40,3 +40,17 @@ def test_a_lora_sweep_without_lora_is_refused(tmp_path, capsys):
         p.write_text(f"name: x\ntask: demo-reviews\nsweep: {{lora.r: [4, 8]}}\n{extra}\n")
         assert main(["run", str(p), "--dry-run", "--no-cost"]) == 2
         assert "cannot sweep lora.r" in capsys.readouterr().err
+
+
+def test_freeze_embeddings_only_with_full_fine_tuning(tmp_path, capsys):
+    from sdelab.cli import main
+    p = tmp_path / "s.yaml"
+    for extra, ok in (("", False), ("modeling: [encoder, generative]", False), ("modeling: encoder", True),
+                      ("train: {lora: null, freeze_embeddings: true}", True)):
+        train = "" if "train:" in extra else "train: {freeze_embeddings: true}\n"
+        p.write_text(f"name: x\ntask: demo-reviews\n{train}{extra}\n")
+        if ok:
+            load_study(p)
+        else:
+            assert main(["run", str(p), "--dry-run", "--no-cost"]) == 2
+            assert "freeze_embeddings applies to full fine-tuning" in capsys.readouterr().err
