@@ -56,7 +56,6 @@ def run(args) -> dict:
            "eval_set": target.key, "eval_items": len(target.examples), "machine": _machine(),
            "clock": "process CPU time of training (user + system, every thread), scoring excluded",
            "marks_cpu_min": args.marks, "points": []}
-    majority = None
     marks = sorted(args.marks)
     clock = {"cpu0": 0.0, "wall0": 0.0, "off": 0.0}  # CPU seconds spent scoring, taken off the clock
     train = cell_train(ctx, cell.config["train_size"], cell.seed, cell.design)
@@ -65,19 +64,17 @@ def run(args) -> dict:
         return (time.process_time() - clock["cpu0"] - clock["off"]) / 60
 
     def score(model, step, stats, mark):
-        nonlocal majority
         c = time.process_time()
         was_training = model.training
         m, _ = evaluate(ctx, modeling, model, cell.design, target, train, cell.seed)
         model.train(was_training)
-        majority = (m.get("majority_baseline") or {}).get("accuracy", majority)
         point = {"mark_cpu_min": mark, "cpu_min": round(cpu_min(), 2),
                  "wall_min": round((time.perf_counter() - clock["wall0"]) / 60, 2), "batches": step,
                  "examples": stats.examples, "tokens": stats.tokens, "accuracy": m["accuracy"],
                  "train_loss": stats.final_loss}
         clock["off"] += time.process_time() - c
         out["points"].append(point)
-        out["majority_baseline"] = majority
+        out["majority_baseline"] = (m.get("majority_baseline") or {}).get("accuracy")
         _write(args, out)
         print(json.dumps(point), flush=True)
 
