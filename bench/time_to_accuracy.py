@@ -17,6 +17,7 @@ import argparse
 import json
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -90,6 +91,7 @@ def run(args) -> dict:
     out["train_tokens_per_s"] = round(fitted.stats.tokens_per_second, 1)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     _write(args, out)
+    shutil.rmtree(work, ignore_errors=True)  # the cell's saved model: not a result
     return out
 
 
