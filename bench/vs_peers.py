@@ -26,21 +26,24 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("ceiling", "sdelab-train", "trl-train", "eval")
+PARTS = ("ceiling", "sdelab-train", "trl-train", "eval", "sdelab-train-zh", "trl-train-zh")
+# the Chinese pair: Qwen2.5-0.5B on LCQMC pairs (the STM paper's task), the same tokens for both peers
+ZH = {"model": "qwen2.5-0.5b-coder", "task": "lcqmc", "n_train": 256}
 LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
 TRAIN = {"batch_size": 8, "lr": 2e-4, "epochs": 1, "warmup_ratio": 0.06, "max_grad_norm": 1.0, "seed": 0}
 
 
 # ---------------------------------------------------------------------------------------------------------- inputs
 def _inputs(args):
-    """The same token ids for every peer: SST-2 sentences rendered by sdelab (inst-first, chat template)."""
+    """The same token ids for every peer: the task's examples (SST-2 by default) rendered by sdelab (inst-first,
+    chat template)."""
     from sdelab.design import get_design, render
     from sdelab.models.catalog import resolve_model
     from sdelab.models.load import load_tokenizer
     from sdelab.models.tokenize import encode_prompt, encode_train, make_formatter
     from sdelab.tasks import get_task, subset
 
-    task = get_task("sst2")
+    task = get_task(getattr(args, "task", "sst2"))
     rm = resolve_model(args.model)
     tok = load_tokenizer(rm)
     f = make_formatter(tok, "chat", 512)
@@ -89,15 +92,20 @@ def part_ceiling(args) -> dict:
             a @ b
             n += 1
         out[f"matmul_gflops_{name}"] = round(2 * 4096 * 576 * 1536 * n / (time.perf_counter() - t) / 1e9, 1)
-    cfg = AutoConfig.from_pretrained(resolve_model(args.model).path)
-    h, i, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    kv = h // cfg.num_attention_heads * cfg.num_key_value_heads
-    non_embedding = L * (2 * h * h + 2 * h * kv + 3 * h * i)
-    # forward 2N + backward through the frozen weights (activation gradients only) 2N. Left out, so the ceiling
-    # is generous to the peers: attention scores, the LoRA products and the output layer at labelled tokens.
-    out["non_embedding_params"] = non_embedding
-    out["flops_per_token"] = 4 * non_embedding
-    out["ceiling_tokens_per_s"] = round(out["matmul_gflops_bf16"] * 1e9 / out["flops_per_token"], 0)
+    for key, model in (("", args.model), ("_zh", ZH["model"])):
+        try:
+            cfg = AutoConfig.from_pretrained(resolve_model(model).path)
+        except Exception as e:  # the Chinese model is an optional install (make models-zh)
+            print(f"no ceiling for {model}: {e}")
+            continue
+        h, i, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+        kv = h // cfg.num_attention_heads * cfg.num_key_value_heads
+        non_embedding = L * (2 * h * h + 2 * h * kv + 3 * h * i)
+        # forward 2N + backward through the frozen weights (activation gradients only) 2N. Left out, so the
+        # ceiling is generous to the peers: attention scores, the LoRA products and the output layer.
+        out["non_embedding_params" + key] = non_embedding
+        out["flops_per_token" + key] = 4 * non_embedding
+        out["ceiling_tokens_per_s" + key] = round(out["matmul_gflops_bf16"] * 1e9 / out["flops_per_token" + key], 0)
     return out
 
 
@@ -117,7 +125,11 @@ def part_sdelab_train(args) -> dict:
     if args.adapter:
         lm.save_pretrained(args.adapter)
     return {"tokens": st.tokens, "seconds": round(st.seconds, 2), "tokens_per_s": round(st.tokens_per_second, 1),
-            "load_s": round(load_s, 1), "loss_curve": [p["loss"] for p in st.curve],
+            "load_s": round(load_s, 1), "speed": st.speed,
+            # after the first step (which holds the compile, when there is one); its tokens counted as the mean's
+            "steady_tokens_per_s": round(st.tokens * (st.steps - 1) / st.steps
+                                         / max(st.seconds - st.speed.get("first_step_s", 0), 1e-9), 1),
+            "loss_curve": [p["loss"] for p in st.curve],
             "held_out_loss": _held_loss(lm, held_enc, tok.pad_token_id), "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -293,8 +305,11 @@ def _run_part(name: str, args, adapter: str) -> dict:
            "--eval-precision", args.eval_precision,
            "--adapter", adapter]
     print(f"== {name}", flush=True)
-    with tempfile.NamedTemporaryFile(suffix=".json") as res:
-        subprocess.run(cmd + ["--_result", res.name], check=True)
+    with tempfile.NamedTemporaryFile(suffix=".json") as res, tempfile.TemporaryDirectory() as cache:
+        # a fresh compile cache for every part: a compiling part pays the whole (cold) compile, as the first cell
+        # on a new machine does; later processes on one machine reuse torch's on-disk cache and pay less
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if args.cold_compile else None
+        subprocess.run(cmd + ["--_result", res.name], check=True, env=env)
         return json.loads(Path(res.name).read_text())
 
 
@@ -309,10 +324,23 @@ def _table(r: dict) -> str:
                   f"{trl['held_out_loss']} |",
                   f"| sdelab | {sd['tokens_per_s']} | {sd['tokens_per_s'] / trl['tokens_per_s']:.2f} | "
                   f"{sd['peak_rss_mb']} | {sd['held_out_loss']} |"]
-    if sd and c:
-        lines += ["", f"ceiling estimate: {c['matmul_gflops_bf16']} bf16 GFLOP/s / {c['flops_per_token'] / 1e6:.0f} "
-                      f"MFLOP per token = {c['ceiling_tokens_per_s']:.0f} tokens/s; sdelab reaches "
-                      f"{sd['tokens_per_s'] / c['ceiling_tokens_per_s']:.2f} of it"]
+    sz, tz = r.get("sdelab-train-zh"), r.get("trl-train-zh")
+    if sz and tz:
+        lines += [f"| {ZH['model']}, {ZH['n_train']} {ZH['task']} pairs: TRL | {tz['tokens_per_s']} | 1.00 | "
+                  f"{tz['peak_rss_mb']} | {tz['held_out_loss']} |",
+                  f"| {ZH['model']}, {ZH['n_train']} {ZH['task']} pairs: sdelab | {sz['tokens_per_s']} | "
+                  f"{sz['tokens_per_s'] / tz['tokens_per_s']:.2f} | {sz['peak_rss_mb']} | {sz['held_out_loss']} |"]
+    for row in (sd, sz):
+        if row and row.get("speed"):
+            lines.append(f"| (sdelab's speed plan: {row['speed']['why']}; first step {row['speed']['first_step_s']} s, "
+                         f"after it {row['steady_tokens_per_s']} tokens/s) | | | | |")
+    for key, row, peer in (("", sd, trl), ("_zh", sz, tz)):
+        if row and c.get("ceiling_tokens_per_s" + key):
+            ceil = c["ceiling_tokens_per_s" + key]
+            lines += ["", f"ceiling estimate{' (' + ZH['model'] + ')' if key else ''}: {c['matmul_gflops_bf16']} bf16 "
+                          f"GFLOP/s / {c['flops_per_token' + key] / 1e6:.0f} MFLOP per token = {ceil:.0f} tokens/s; "
+                          f"sdelab reaches {row['tokens_per_s'] / ceil:.2f} of it"
+                          + (f", TRL {peer['tokens_per_s'] / ceil:.2f}" if peer else "")]
     ev = r.get("eval")
     if ev:
         ref = ev["one_at_a_time_generate"]["per_s"]
@@ -333,6 +361,7 @@ def _table(r: dict) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--task", default="sst2", help=argparse.SUPPRESS)
     ap.add_argument("--n-train", type=int, default=512)
     ap.add_argument("--n-eval", type=int, default=256)
     ap.add_argument("--eval-batch", type=int, default=32)
@@ -342,25 +371,31 @@ def main():
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     ap.add_argument("--out", default=str(HERE / "results/vs_peers.json"))
     ap.add_argument("--adapter", default="")
+    ap.add_argument("--warm-compile", dest="cold_compile", action="store_false",
+                    help="reuse torch's on-disk compile cache (default: each part compiles from scratch)")
     ap.add_argument("--_part", help=argparse.SUPPRESS)
     ap.add_argument("--_result", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._part:
         from sdelab.models.load import set_threads
         set_threads()
+        if args._part.endswith("-zh"):
+            vars(args).update(ZH)
         fn = {"ceiling": part_ceiling, "sdelab-train": part_sdelab_train, "trl-train": part_trl_train,
-              "eval": part_eval}[args._part]
+              "eval": part_eval}[args._part.removesuffix("-zh")]
         Path(args._result).write_text(json.dumps(fn(args)))
         return
     t0 = time.perf_counter()
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "versions": _versions(),
                "settings": {"model": args.model, "n_train": args.n_train, "n_eval": args.n_eval,
                             "lora": LORA, "train": TRAIN, "eval_batch": args.eval_batch,
-                            "eval_precision": args.eval_precision}}
+                            "eval_precision": args.eval_precision, "zh": ZH,
+                            "cold_compile": args.cold_compile}}
     with tempfile.TemporaryDirectory() as tmp:
         adapter = str(Path(tmp) / "adapter")
         for name in args.parts:
-            results[name] = _run_part(name, args, adapter if "sdelab-train" in args.parts else "")
+            results[name] = _run_part(name, args, adapter if "sdelab-train" in args.parts and not name.endswith("-zh")
+                                      else "")
     results["wall_s"] = round(time.perf_counter() - t0, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))

@@ -56,6 +56,11 @@ class TrainSection(_Strict):
     freeze_embeddings: bool = Field(False, description="Full fine-tuning only: keep the input embedding matrix "
                                     "frozen (an encoder's 250k-word vocabulary is most of its weights; its AdamW "
                                     "update dominates a step: 2.5x faster steps, docs/performance.md).")
+    compile: Literal["auto", "on", "off"] = Field("auto", description="Regional torch.compile of the model's "
+                                                  "repeated decoder blocks: 'auto' compiles cells of >= 30,000 "
+                                                  "training tokens (1.5-1.8x faster steps after ~30 s of "
+                                                  "compiling on 2 cores; docs/performance.md). Speed only: not "
+                                                  "part of a cell's id; the manifest records the decision.")
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list, description="Also log the "
                                                              "training curve to these trackers (pip install "
                                                              "'sdelab[tracking]'), in <cell>/tracking/.")

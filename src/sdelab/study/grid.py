@@ -33,7 +33,15 @@ class Cell:
         return f"{slug}__n{self.train_size}__s{self.seed}__{self.id}"
 
 
+# train settings left out of a cell's id: they change speed, not what is learned (the manifest records them)
+SPEED_ONLY = ("compile",)
+
+
 def cell_id(config: dict[str, Any]) -> str:
+    train = config.get("train")
+    if isinstance(train, dict):
+        train = {k: v for k, v in train.items() if k not in SPEED_ONLY}
+        config = {**config, "train": train}
     canon = json.dumps(config, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()[:12]
 

@@ -96,7 +96,7 @@ def _manifest(ctx: Context, cell: Cell, fitted: Fitted, timings: dict) -> dict:
     if stats is not None:
         train = {"examples": fitted.examples, "steps": stats.steps, "tokens": stats.tokens,
                  "trained_tokens": stats.trained_tokens, "tokens_per_second": round(stats.tokens_per_second, 1),
-                 "final_loss": stats.final_loss, "truncated_samples": fitted.truncated}
+                 "final_loss": stats.final_loss, "truncated_samples": fitted.truncated, "speed": stats.speed}
     return {
         "sdelab": __version__, "cell": cell.id, "study": ctx.study.name, "study_file": str(ctx.study_path),
         "seed": cell.seed, "model": {**asdict(ctx.model)}, "precision": ctx.precision,

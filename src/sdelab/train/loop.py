@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from sdelab.models.precision import autocast
 from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
 from sdelab.train.batching import collate, length_grouped_batches
+from sdelab.train.speed import applied, plan_speed
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainSettings:
     checkpoint_every: float = 600.0  # seconds between checkpoints (when a checkpoint path is given)
     full: bool = False  # full-parameter fine-tuning (no LoRA)
     freeze_embeddings: bool = False  # with `full`: the input embedding matrix stays frozen
+    compile: str = "auto"  # auto | on | off: regional torch.compile of the repeated blocks (train/speed.py)
 
     @classmethod
     def from_section(cls, section: dict, precision: str, checkpoint_every: float) -> TrainSettings:
@@ -66,6 +68,7 @@ class TrainStats:
     seconds: float = 0.0
     final_loss: float = float("nan")
     curve: list[dict] = field(default_factory=list)
+    speed: dict = field(default_factory=dict)  # how the loop ran (train/speed.py's plan, the first step's seconds)
 
     @property
     def tokens_per_second(self) -> float:
@@ -174,7 +177,7 @@ def memory_needed(model, s: TrainSettings) -> dict:
 
 def _fingerprint(s: TrainSettings, seed: int, plan: list[list[int]], encoded: list) -> str:
     """What a checkpoint must agree on to be resumed: settings that change the result, seed, batches, samples."""
-    keep = {k: v for k, v in asdict(s).items() if k not in ("log_every", "tracking", "checkpoint_every")}
+    keep = {k: v for k, v in asdict(s).items() if k not in ("log_every", "tracking", "checkpoint_every", "compile")}
     blob = json.dumps([keep, seed, plan], sort_keys=True, default=str) + repr(encoded)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -246,6 +249,8 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
     # a private generator: the loader's draw of a worker seed must not shift the dropout stream of a resumed run
     loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan[start:], collate_fn=collate_fn,
                                          generator=torch.Generator())
+    speed = plan_speed(module, s.compile, sum(lengths[i] for b in plan[start:] for i in b),
+                       max(lengths, default=0))
     model, opt, loader, sched = acc.prepare(module, opt, loader, sched)
     model.train()
 
@@ -257,53 +262,59 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
     bar = tqdm(total=len(plan), initial=start, desc=desc, unit="batch", dynamic_ncols=True,
                disable=not acc.is_main_process, mininterval=1.0)
     checkpoint = checkpoint if acc.is_main_process else None
-    for step, batch in enumerate(loader, start + 1):
-        update = step % s.grad_accum == 0 or step == len(plan)
-        with (nullcontext() if update else acc.no_sync(model)):
-            with autocast(s.precision):
-                loss = model(**batch)
-            acc.backward(loss / s.grad_accum)
-        if update:
-            if s.max_grad_norm:
-                acc.clip_grad_norm_(params, s.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-        n_tok = int(batch["attention_mask"].sum())
-        stats.tokens += n_tok
-        if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
-            stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
-        stats.examples += batch["input_ids"].shape[0]
-        loss_value = float(loss.detach())
-        run_loss += loss_value
-        run_n += 1
-        stats.steps = step
-        if update and on_update is not None:
-            on_update(step, stats, module)
-        elapsed = time.perf_counter() - t0
-        if step % s.log_every == 0 or step == len(plan):
-            point = {"step": step, "epoch": round(step / max(1, len(plan)) * s.epochs, 3),
-                     "loss": round(run_loss / run_n, 5), "lr": sched.get_last_lr()[0],
-                     "tokens": stats.tokens, "seconds": round(elapsed, 2)}
-            stats.curve.append(point)
-            stats.final_loss = point["loss"]
-            if log:
-                log.write(json.dumps(point) + "\n")
-                log.flush()
-            if s.tracking:
-                acc.log({"train/loss": point["loss"], "train/lr": point["lr"], "train/tokens": point["tokens"]},
-                        step=step)
-            run_loss, run_n = 0.0, 0
-        bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{stats.tokens / max(elapsed, 1e-9):.0f}")
-        bar.update(1)
-        if checkpoint and update and step < len(plan) and time.perf_counter() - last_saved >= s.checkpoint_every:
-            stats.seconds = elapsed
-            _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, step, (run_loss, run_n))
-            last_saved = time.perf_counter()
+    first_step, loop_t0 = None, time.perf_counter()
+    with applied(module, speed):
+        for step, batch in enumerate(loader, start + 1):
+            update = step % s.grad_accum == 0 or step == len(plan)
+            with (nullcontext() if update else acc.no_sync(model)):
+                with autocast(s.precision):
+                    loss = model(**batch)
+                acc.backward(loss / s.grad_accum)
+            if update:
+                if s.max_grad_norm:
+                    acc.clip_grad_norm_(params, s.max_grad_norm)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+            if first_step is None:  # with compiling: mostly the compile
+                first_step = time.perf_counter() - loop_t0
+            n_tok = int(batch["attention_mask"].sum())
+            stats.tokens += n_tok
+            if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
+                stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
+            stats.examples += batch["input_ids"].shape[0]
+            loss_value = float(loss.detach())
+            run_loss += loss_value
+            run_n += 1
+            stats.steps = step
+            if update and on_update is not None:
+                on_update(step, stats, module)
+            elapsed = time.perf_counter() - t0
+            if step % s.log_every == 0 or step == len(plan):
+                point = {"step": step, "epoch": round(step / max(1, len(plan)) * s.epochs, 3),
+                         "loss": round(run_loss / run_n, 5), "lr": sched.get_last_lr()[0],
+                         "tokens": stats.tokens, "seconds": round(elapsed, 2)}
+                stats.curve.append(point)
+                stats.final_loss = point["loss"]
+                if log:
+                    log.write(json.dumps(point) + "\n")
+                    log.flush()
+                if s.tracking:
+                    acc.log({"train/loss": point["loss"], "train/lr": point["lr"], "train/tokens": point["tokens"]},
+                            step=step)
+                run_loss, run_n = 0.0, 0
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{stats.tokens / max(elapsed, 1e-9):.0f}")
+            bar.update(1)
+            if checkpoint and update and step < len(plan) and time.perf_counter() - last_saved >= s.checkpoint_every:
+                stats.seconds = elapsed
+                _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, step, (run_loss, run_n))
+                last_saved = time.perf_counter()
     bar.close()
     if log:
         log.close()
     stats.seconds = time.perf_counter() - t0
+    if first_step is not None:
+        stats.speed = {**speed.to_dict(), "first_step_s": round(first_step, 2)}
     if checkpoint and (state is None or start < len(plan)):  # the trained state, for a resume that only evaluates
         _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, len(plan), (0.0, 0))
     if s.tracking:
