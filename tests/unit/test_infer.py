@@ -112,3 +112,31 @@ def test_head_logits_with_a_shared_prefix_match_a_whole_prompt_pass(tiny_tokeniz
     alone = torch.stack([model(input_ids=torch.tensor([p])).logits[0].view(2, 3).detach() for p in prompts])
     assert shared.shape == (4, 2, 3)
     assert torch.allclose(shared, whole, atol=1e-4) and torch.allclose(shared, alone, atol=1e-4)
+
+
+def test_near_ties_are_picked_narrowest_first_and_capped():
+    from sdelab.infer.ties import NEAR_TIE, narrowest
+    gaps = [5.0, 0.01, 0.3, float("inf"), 0.2, 0.4, 9.0, 0.49]
+    assert narrowest(gaps, "bf16") == [1, 4]  # 8 rows: at most a quarter, the narrowest gaps first
+    assert narrowest([0.3, 2.0], "bf16") == [0]  # a batch of two still gets one
+    assert narrowest(gaps, "fp32") == []  # fp32 rounding is far below these gaps
+    assert NEAR_TIE["fp32"] < NEAR_TIE["bf16"]
+
+
+def test_rows_with_a_near_tie_are_generated_again_alone(tiny_tokenizer, monkeypatch):
+    """With every gap counted as a near tie, the capped share of each batch is redone alone, and the texts are
+    the one-at-a-time texts all the same."""
+    from sdelab.infer import ties
+    lm = build_model(tiny_tokenizer, seed=3).eval()
+    tok = tiny_tokenizer
+    prompts = [tok(t)["input_ids"] for t in ["the battery lasts", "Review: the food was cold and", "no",
+                                            "判断下面两个句子"]]
+    plain = generate(lm, tok, prompts, max_new_tokens=6, batch_size=4)
+    monkeypatch.setitem(ties.NEAR_TIE, "fp32", float("inf"))
+    redone = generate(lm, tok, prompts, max_new_tokens=6, batch_size=4)
+    assert sum(g.alone for g in redone) == 1 and not any(g.alone for g in plain)
+    assert [g.text for g in redone] == [g.text for g in plain]
+    scores = score_candidates(lm, prompts, [[5, tok.eos_token_id], [9, tok.eos_token_id]], tok.pad_token_id, 4)
+    monkeypatch.setitem(ties.NEAR_TIE, "fp32", 1e-3)
+    again = score_candidates(lm, prompts, [[5, tok.eos_token_id], [9, tok.eos_token_id]], tok.pad_token_id, 4)
+    assert all(abs(a - b) < 1e-4 for r, s in zip(scores, again) for a, b in zip(r, s))

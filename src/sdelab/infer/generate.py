@@ -1,16 +1,18 @@
 """Batched greedy generation: prompts sorted by length, stop at end-of-sequence or a stop string.
 
-The prefix every prompt shares is run once (see infer/prefix.py).
+The prefix every prompt shares is run once (see infer/prefix.py). Each row's smallest gap between its two best
+next tokens is tracked; a row with a near tie (infer/ties.py) is generated again alone, the one-at-a-time path.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.prefix import batch_after_prefix, prefix_cache
+from sdelab.infer.ties import narrowest
 from sdelab.models.precision import autocast
 
 
@@ -19,6 +21,7 @@ class Generation:
     text: str
     finished: bool  # ended with end-of-sequence or a stop string (False: hit max_new_tokens)
     new_tokens: int
+    alone: bool = False  # generated again on its own: a near-tie in the batch
 
 
 @torch.inference_mode()
@@ -38,8 +41,12 @@ def generate(lm, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch
     with contiguous_output_layer(lm):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            gens = _generate_batch(lm, tokenizer, [prompts[i] for i in idx], n_pre, cache, max_new_tokens, stop,
-                                   precision, sampling)
+            gens, gaps = _generate_batch(lm, tokenizer, [prompts[i] for i in idx], n_pre, cache, max_new_tokens,
+                                         stop, precision, sampling)
+            if sampling is None and len(idx) > 1:
+                for r in narrowest(gaps, precision):
+                    gens[r] = replace(_generate_batch(lm, tokenizer, [prompts[idx[r]]], 0, None, max_new_tokens,
+                                                      stop, precision)[0][0], alone=True)
             for i, g in zip(idx, gens):
                 out[i] = g
             bar.update(len(idx))
@@ -59,8 +66,27 @@ def contiguous_output_layer(lm):
         hook.remove()
 
 
+class _Gaps:
+    """A logits processor that leaves the scores alone and keeps each unfinished row's smallest top-two gap."""
+
+    def __init__(self, rows: int, eos: int):
+        self.gap = torch.full((rows,), float("inf"))
+        self.done = torch.zeros(rows, dtype=torch.bool)
+        self.eos = eos
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[1] and self.eos is not None:
+            self.done |= input_ids[:, -1].cpu() == self.eos
+        top = scores.float().topk(2, -1).values.cpu()
+        gap = torch.where(self.done, float("inf"), top[:, 0] - top[:, 1])
+        self.gap = torch.minimum(self.gap, gap)
+        return scores
+
+
 def _generate_batch(lm, tokenizer, prompts: list[list[int]], n_pre: int, cache, max_new_tokens: int,
-                    stop: tuple[str, ...], precision: str, sampling=None) -> list[Generation]:
+                    stop: tuple[str, ...], precision: str, sampling=None) -> tuple[list[Generation], list[float]]:
+    """The batch's generations and each row's smallest top-two logit gap over its own tokens."""
+    from transformers import LogitsProcessorList
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ids, mask, mine = batch_after_prefix(prompts, n_pre, cache, pad)
     kwargs = {"past_key_values": mine} if mine is not None else {}
@@ -68,10 +94,11 @@ def _generate_batch(lm, tokenizer, prompts: list[list[int]], n_pre: int, cache, 
     if sampling is not None:
         decode = {"do_sample": True, "temperature": sampling[0], "top_p": sampling[1], "top_k": 0}
     n = ids.shape[1]
+    gaps = _Gaps(len(prompts), eos)
     with autocast(precision):
         gen = lm.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
                           max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, use_cache=True,
-                          **decode, **kwargs)
+                          logits_processor=LogitsProcessorList([gaps]), **decode, **kwargs)
     out = []
     for r in range(len(prompts)):
         new = gen[r, n:].tolist()
@@ -83,4 +110,4 @@ def _generate_batch(lm, tokenizer, prompts: list[list[int]], n_pre: int, cache, 
             if s and s in text:
                 text, finished = text[: text.index(s)], True
         out.append(Generation(text, finished, len(new)))
-    return out
+    return out, gaps.gap.tolist()

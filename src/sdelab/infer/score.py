@@ -4,7 +4,9 @@ end-of-sequence) wins. No format errors possible.
 Each prompt is run once: its last position gives every candidate's first token, and the rest of the candidates
 (all of them at once, the prompt's key/value cache repeated) read that cache instead of re-reading the prompt.
 The prefix all prompts share is run once for the whole set (infer/prefix.py). Prompts are left-padded with
-position ids counted over real tokens, so a batch scores as its items alone do.
+position ids counted over real tokens, so a batch scores as its items alone do, up to rounding: a prompt whose
+two best labels are a near tie (infer/ties.py) is scored again alone, one
+forward pass over prompt + label per candidate (the papers' one-at-a-time path).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.prefix import batch_after_prefix, decoder_of, prefix_cache
+from sdelab.infer.ties import narrowest
 from sdelab.models.precision import autocast
 from sdelab.models.tokenize import pad_batch
 
@@ -62,6 +65,22 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
                     total[:, j] += rows.gather(2, tgt.expand(b, -1)[..., None]).squeeze(-1).sum(1)
         for r, i in enumerate(idx):
             scores[i] = [float(x) for x in total[r]]
+        if n_c > 1 and len(idx) > 1:
+            top = total.topk(2, -1).values
+            for r in narrowest((top[:, 0] - top[:, 1]).tolist(), precision):
+                scores[idx[r]] = _alone(lm, prompts[idx[r]], candidates, precision)
         bar.update(len(idx))
     bar.close()
     return scores
+
+
+def _alone(lm, prompt: list[int], candidates: list[list[int]], precision: str) -> list[float]:
+    """One prompt's candidates scored one forward pass each over prompt + candidate, no cache, no padding."""
+    out = []
+    device = lm.device
+    for c in candidates:
+        with autocast(precision):
+            logits = lm(input_ids=torch.tensor([prompt + c], device=device)).logits[0, len(prompt) - 1:-1]
+        lp = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(c, device=device)[:, None]).sum()
+        out.append(float(lp))
+    return out

@@ -1,0 +1,23 @@
+"""Near ties: where batched and one-at-a-time numerics may choose differently.
+
+A batch's padding and row count change how the matrix products are blocked, so in bf16 two nearly tied choices
+(the two best next tokens, or the two best labels) can swap against the same prompt run alone. Generation and
+label scoring redo the rows whose top-two gap is below `near_tie(precision)` one at a time, so batching changes
+no answer except by a wider margin than rounding (bench/vs_peers.py counts how often).
+"""
+from __future__ import annotations
+
+# a top-two gap (logits, or summed log-probabilities) below which batched and one-at-a-time numerics may disagree:
+# bf16 keeps 8 significant bits (a logit near 20 is rounded to 0.125), and 30 layers of it drift further
+NEAR_TIE = {"bf16": 0.5, "fp32": 1e-3}
+RECHECK_SHARE = 0.25  # at most this share of a batch is redone alone (the narrowest gaps first)
+
+
+def near_tie(precision: str) -> float:
+    return NEAR_TIE.get(precision, NEAR_TIE["bf16"])
+
+
+def narrowest(gaps: list[float], precision: str) -> list[int]:
+    """Rows whose gap is a near tie, narrowest first, at most RECHECK_SHARE of the batch (at least one)."""
+    low = sorted((g, r) for r, g in enumerate(gaps) if g < near_tie(precision))
+    return [r for _, r in low[: max(1, int(len(gaps) * RECHECK_SHARE))]]
