@@ -116,10 +116,11 @@ def test_head_logits_with_a_shared_prefix_match_a_whole_prompt_pass(tiny_tokeniz
 
 def test_near_ties_are_picked_narrowest_first_and_capped():
     from sdelab.infer.ties import NEAR_TIE, narrowest
-    gaps = [5.0, 0.01, 0.3, float("inf"), 0.2, 0.4, 9.0, 0.49]
-    assert narrowest(gaps, "bf16") == [1, 4]  # 8 rows: at most a quarter, the narrowest gaps first
-    assert narrowest([0.3, 2.0], "bf16") == [0]  # a batch of two still gets one
-    assert narrowest(gaps, "fp32") == []  # fp32 rounding is far below these gaps
+    gaps = [5.0, 0.01, 0.1, float("inf"), 0.0, 0.4, 9.0, 0.12]
+    assert narrowest(gaps, "bf16") == [4, 1]  # 8 rows: at most a quarter, the narrowest gaps first
+    assert narrowest([0.1, 2.0], "bf16") == [0]  # a batch of two still gets one
+    assert narrowest([0.125, 0.3], "bf16") == []  # one bf16 step of a logit apart is not a tie
+    assert narrowest(gaps, "fp32") == [4]  # fp32 rounding is far smaller: only the exact tie
     assert NEAR_TIE["fp32"] < NEAR_TIE["bf16"]
 
 
