@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -229,14 +228,9 @@ def _report(args) -> int:
     md_path, html_path = build_report(out, args.reference, args.bootstrap)
     print(f"wrote {md_path} and {html_path}")
     if args.publish:
+        from sdelab.report.publish import publish
         dest = Path(args.publish)
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in ("report.md", "report.html", "table.md", "study.yaml", "diagnostics.json"):
-            if (out / name).exists():
-                fileio.write_text(dest / name, (out / name).read_text(encoding="utf-8"))
-        if (out / "plots").is_dir():
-            shutil.rmtree(dest / "plots", ignore_errors=True)
-            shutil.copytree(out / "plots", dest / "plots")
+        publish(out, dest)
         print(f"published to {dest}")
     return 0
 

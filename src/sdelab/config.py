@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +101,9 @@ class EvalSection(_Strict):
     decoding: Decoding | None = Field(None, description="Sampled decoding (default: greedy).")
 
 
+SAFE_NAME = re.compile(r"\w[\w.+=-]{0,99}")
+
+
 class Study(_Strict):
     name: str = Field(description="Names the output folder and the report.")
     task: str | list[str] = Field(description="A built-in task name or a path to a task YAML (a list sweeps "
@@ -132,6 +136,16 @@ class Study(_Strict):
                                                     "or ../shared/data).")
     output_dir: str | None = Field(None, description="Where run folders go (default: runs/<name>).")
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v):
+        # the name becomes a folder (runs/<name>) and the report's title: one plain word, nothing a path or
+        # markdown could read as structure
+        if not SAFE_NAME.fullmatch(v) or v.startswith("."):
+            raise ValueError("a study name is 1-100 letters, digits and '_ . - + =', not starting with '.' "
+                             f"(it names the folder runs/<name>); got {v!r}")
+        return v
+
     @field_validator("designs")
     @classmethod
     def _nonempty(cls, v):
@@ -146,6 +160,9 @@ class Study(_Strict):
             head, _, sub = key.partition(".")
             fields = LoraSettings.model_fields if head == "lora" else TrainSection.model_fields
             name = sub if head == "lora" else key
+            if key == "compile":
+                raise ValueError("cannot sweep 'compile': it changes speed only, so both values would be one cell "
+                                 "(compare speeds with bench/train_levers.py)")
             if name not in fields or name == "lora":
                 from sdelab.errors import did_you_mean
                 known = [*(f for f in TrainSection.model_fields if f != "lora"),
@@ -160,6 +177,14 @@ class Study(_Strict):
     def _nonempty_list(cls, v):
         if not v:
             raise ValueError("must not be empty")
+        return v
+
+    @field_validator("train_sizes")
+    @classmethod
+    def _positive_sizes(cls, v):
+        bad = [n for n in v if isinstance(n, int) and n < 1]
+        if bad:
+            raise ValueError(f"a train size is a number of examples, at least 1 (or 'all'); got {bad[0]}")
         return v
 
     @model_validator(mode="after")

@@ -11,6 +11,9 @@ import yaml
 
 from sdelab.errors import SdelabError
 
+UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), and put back at once
+os.umask(UMASK)
+
 
 def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
@@ -26,10 +29,16 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename: a reader never sees half a file."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename: a reader never sees half a file."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.fchmod(fd, 0o666 & ~UMASK)  # as open() would create it (mkstemp makes it owner-only)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -11,23 +11,64 @@ from sdelab.errors import SdelabError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
+# a study or task file is a few hundred nodes; YAML aliases can make a few hundred bytes stand for billions
+# (an "alias bomb"), which validation would then expand
+MAX_NODES = 100_000
+
+
+def expanded_size(node: yaml.Node | None) -> int:
+    """How many nodes the document holds once every alias is expanded (counted without expanding them)."""
+    memo: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(n) -> int:
+        if id(n) in open_:  # reached again while being counted: an alias inside its own anchor
+            raise SdelabError("a YAML alias refers to the value it is part of (a cycle)")
+        if id(n) in memo:
+            return memo[id(n)]
+        open_.add(id(n))
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(c) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        else:
+            total = 1
+        open_.discard(id(n))
+        memo[id(n)] = total
+        return total
+
+    return size(node) if node is not None else 0
+
 
 def load_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
     """The parsed document and its node tree (for line numbers)."""
     path = Path(path)
     if not path.exists():
         raise SdelabError("file not found", path=path)
+    if not path.is_file():
+        raise SdelabError("is a directory, not a YAML file" if path.is_dir() else "not a regular file", path=path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise SdelabError("not valid UTF-8", path=path) from None
+    except OSError as e:
+        raise SdelabError(f"cannot read: {e.strerror}", path=path) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            n_values = expanded_size(node)
+        except SdelabError as e:
+            raise SdelabError(e.message, path=path) from None
+        if n_values > MAX_NODES:
+            raise SdelabError(f"the YAML expands to more than {MAX_NODES:,} values (nested aliases?); sdelab "
+                              "refuses to expand it", path=path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise SdelabError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path,
                           line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise SdelabError("the YAML is nested too deeply", path=path) from None
     return data, node
 
 

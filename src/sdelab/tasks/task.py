@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
@@ -17,6 +18,8 @@ Family = Literal["single_classification", "pair_classification", "multi_aspect",
                  "text_generation"]
 FAMILIES: tuple[str, ...] = Family.__args__  # type: ignore[attr-defined]
 CLASSIFICATION = ("single_classification", "pair_classification")
+# a {name} that reads as a field name (design/codec.py fills {field} for each input, and leaves other braces)
+PLACEHOLDER = re.compile(r"\{([\w.-]+)\}")
 UNMENTIONED = "unmentioned"  # the reserved label of an aspect the text does not mention (multi_aspect)
 
 
@@ -126,6 +129,17 @@ class TaskSpec(_Strict):
                 raise ValueError(f"label_numbers names '{name}', which is not in labels")
         if self.train_split not in self.splits:
             raise ValueError(f"train_split '{self.train_split}' is not one of the splits")
+        for t in self.templates:  # a template that does not write an input trains on samples without it
+            unknown = sorted(set(PLACEHOLDER.findall(t.input)) - set(self.inputs))
+            missing = [f for f in self.inputs if "{" + f + "}" not in t.input]
+            if self.family == "text_generation" and len(missing) < len(self.inputs):
+                missing = []  # a generation template may leave out a side field (e.g. the answer a question asks for)
+            if unknown or missing:
+                raise ValueError(f"template '{t.name}': its input "
+                                 + (f"names {', '.join('{' + u + '}' for u in unknown)}, not an input field; "
+                                    if unknown else "")
+                                 + (f"never writes {', '.join('{' + m + '}' for m in missing)}; " if missing else "")
+                                 + f"the inputs are {', '.join('{' + f + '}' for f in self.inputs)} (got {t.input!r})")
         return self
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from sdelab.errors import SdelabError
 from sdelab.models.precision import autocast
 from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
 from sdelab.train.batching import collate, length_grouped_batches
@@ -229,6 +230,9 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
         if ep + 1 > s.epochs:  # fractional last epoch
             batches = batches[: int(len(batches) * (s.epochs - ep))]
         plan += batches
+    if not plan:
+        raise SdelabError(f"train.epochs {s.epochs} of {len(encoded)} samples in batches of {s.batch_size} makes no "
+                          "training step; raise train.epochs or the train size", field="train.epochs")
     total_updates = max(1, math.ceil(len(plan) / s.grad_accum))
 
     params = [p for p in module.parameters() if p.requires_grad]

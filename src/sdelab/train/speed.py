@@ -83,14 +83,20 @@ def applied(module: torch.nn.Module, plan: SpeedPlan):
     model = pretrained_of(module)
     before = getattr(model.config, "_attn_implementation", None) if model is not None else None
     blocks = repeated_blocks(module) if plan.compile else []
-    if plan.attention and model is not None:
-        model.set_attn_implementation(plan.attention)
-    for b in blocks:  # an instance attribute: deleting it restores the class's forward
-        b.forward = torch.compile(b.forward, dynamic=True)
+    own = {id(b): vars(b).get("forward") for b in blocks}  # a forward set on the instance before (a hook's)
+    wrapped = []
     try:
+        if plan.attention and model is not None:
+            model.set_attn_implementation(plan.attention)
+        for b in blocks:  # an instance attribute: deleting it restores the class's forward
+            b.forward = torch.compile(b.forward, dynamic=True)
+            wrapped.append(b)
         yield
     finally:
-        for b in blocks:
-            del b.forward
+        for b in wrapped:
+            if own[id(b)] is None:
+                del b.forward
+            else:
+                b.forward = own[id(b)]
         if plan.attention and model is not None and before:
             model.set_attn_implementation(before)
