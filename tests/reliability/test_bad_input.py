@@ -182,3 +182,15 @@ def test_full_disk_names_the_path_and_leaves_no_finished_cell(tmp_path, tiny_mod
     assert "Traceback" not in err and "predictions.jsonl" in err and "No space left on device" in err
     assert ".partial" in err  # the half-built cell is named, and was never published as finished
     assert not [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("train_name, text, expect", [
+    ("train.jsonl", '{"text": "a", "label": "positive", "text": "b"}\n', "train.jsonl:1"),
+    ("train.json", '[\n{"text": "a", "label": "positive"},\n{"text": "a", "label": "x", "label": "positive"}\n]\n',
+     "train.json:3"),
+    ("train.tsv", "text\tlabel\ttext\nbad\tpositive\tgood\n", "train.tsv:1"),
+])
+def test_ambiguous_data_is_refused(tmp_path, tiny_model_dir, capsys, train_name, text, expect):
+    """A key or column named twice: sdelab does not pick one of them silently."""
+    err = fails(setup(tmp_path, tiny_model_dir, train_text=text, train_name=train_name), capsys, expect)
+    assert "twice" in err

@@ -9,7 +9,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sdelab.errors import SdelabError
 
@@ -90,6 +90,24 @@ def _obj_row(obj, path: Path, line: int) -> Row:
     return Row({str(k): _scalar(v) for k, v in obj.items()}, line)
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    """object_pairs_hook: a JSON object that names a key twice is ambiguous (json keeps the last silently)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _loads(text: str):
+    return json.loads(text, object_pairs_hook=_no_duplicates)
+
+
 def jsonl_objects(text: str, path: Path) -> list[tuple[int, dict]]:
     """(line, object) for every non-blank line of a JSON Lines text; malformed lines name file and line."""
     out = []
@@ -97,9 +115,12 @@ def jsonl_objects(text: str, path: Path) -> list[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = _loads(line)
         except json.JSONDecodeError as e:
             raise SdelabError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=i) from None
+        except DuplicateKey as e:
+            raise SdelabError(f"the key '{e}' appears twice in one object: which value is meant?", path=path,
+                              line=i) from None
         if not isinstance(obj, dict):
             raise SdelabError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i)
         out.append((i, obj))
@@ -112,9 +133,12 @@ def _jsonl(text: str, path: Path) -> list[Row]:
 
 def _json_array(text: str, path: Path) -> list[Row]:
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except json.JSONDecodeError as e:
         raise SdelabError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=e.lineno) from None
+    except DuplicateKey as e:
+        raise SdelabError(f"the key '{e}' appears twice in one object: which value is meant?", path=path,
+                          line=_duplicate_line(text)) from None
     if isinstance(data, dict):  # {"data": [...]} is common
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -127,11 +151,24 @@ def _json_array(text: str, path: Path) -> list[Row]:
     return [_obj_row(obj, path, starts[i] if i < len(starts) else 1) for i, obj in enumerate(data)]
 
 
-def _array_item_lines(text: str) -> list[int]:
-    dec, lines = json.JSONDecoder(), []
+def _duplicate_line(text: str) -> int | None:
+    """The line of the first top-level array item that names a key twice."""
+    dec = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+    for start in _array_item_starts(text):
+        try:
+            dec.raw_decode(text, start)
+        except DuplicateKey:
+            return text.count("\n", 0, start) + 1
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def _array_item_starts(text: str) -> list[int]:
+    dec, starts = json.JSONDecoder(), []
     i = text.find("[")
     if i < 0:
-        return lines
+        return starts
     i += 1
     n = len(text)
     while i < n:
@@ -143,9 +180,13 @@ def _array_item_lines(text: str) -> list[int]:
             _, end = dec.raw_decode(text, i)
         except json.JSONDecodeError:
             break
-        lines.append(text.count("\n", 0, i) + 1)
+        starts.append(i)
         i = end
-    return lines
+    return starts
+
+
+def _array_item_lines(text: str) -> list[int]:
+    return [text.count("\n", 0, i) + 1 for i in _array_item_starts(text)]
 
 
 def _delimited(text: str, path: Path, fmt: str) -> list[Row]:
@@ -157,6 +198,11 @@ def _delimited(text: str, path: Path, fmt: str) -> list[Row]:
     except StopIteration:
         raise SdelabError("the data file is empty", path=path) from None
     header = [h.strip() for h in header]
+    seen: set[str] = set()
+    for h in header:
+        if h in seen:
+            raise SdelabError(f"the header names the column '{h}' twice: which one is meant?", path=path, line=1)
+        seen.add(h)
     rows = []
     for rec in reader:
         line = reader.line_num
