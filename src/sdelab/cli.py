@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def _run(args) -> int:
     from sdelab.study.runner import estimate_tokens, run_study
 
     study, path = load_study(args.study)
-    subs = expand_all(study, path.parent)
+    subs = expand_all(study, path.parent, args.data_root)
     cells = [c for s in subs for c in s.cells]
     mine = {c.id for c in only(shard(cells, args.shard) if args.shard else cells, args.only)}
     out = output_dir(study, args.output_dir)
@@ -52,9 +53,11 @@ def _run(args) -> int:
         raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
     fileio.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     for _, todo in plan:
-        for c in todo:
-            if not store.finished(out, c.folder_name) and (got := store.adopt(out, c.folder_name, args.reuse)):
-                print(f"{got.name}: reused from {(got / 'reused_from.txt').read_text().strip()}")
+        for c in todo if args.reuse else []:
+            with store.claim(out, c.folder_name) as held:
+                if held and not store.finished(out, c.folder_name) and (got := store.adopt(out, c.folder_name,
+                                                                                             args.reuse)):
+                    print(f"{got.name}: reused from {(got / 'reused_from.txt').read_text().strip()}")
     folders = []
     for ctx, todo in plan:
         print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
@@ -101,7 +104,7 @@ def _plan(args) -> int:
     from sdelab.study.grid import expand_all
 
     study, path = load_study(args.study)
-    subs = expand_all(study, path.parent)
+    subs = expand_all(study, path.parent, args.data_root)
     out = output_dir(study, args.output_dir)
     text = plan_text(study, path, subs, {c.id for s in subs for c in s.cells}, out, args.data_root, args.pilot,
                      measure=not args.no_measure)
@@ -124,7 +127,7 @@ def _render(args) -> int:
     from sdelab.tasks.task import subset
 
     study, path = load_study(args.study)
-    sub = expand_all(study, path.parent)[0]  # the first task / model of a sweep
+    sub = expand_all(study, path.parent, args.data_root)[0]  # the first task / model of a sweep
     study = sub.study
     ctx = prepare(sub, path, args.data_root, None)
     designs = ctx.designs
@@ -171,7 +174,7 @@ def _diagnose(args) -> int:
     from sdelab.study.grid import expand_all
 
     study, path = load_study(args.study)
-    ctx = prepare(expand_all(study, path.parent)[0], path, args.data_root, args.output_dir)
+    ctx = prepare(expand_all(study, path.parent, args.data_root)[0], path, args.data_root, args.output_dir)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     ks = args.k if args.k is not None else (study.untuned or [0])
     res = diagnose(ctx, ks, args.n, args.size)
@@ -223,6 +226,7 @@ def _report(args) -> int:
         out = output_dir(load_study(out)[0])
     if not results.finished_folders(out):
         raise SdelabError("no finished run folders here", path=out)
+    check_choices(out, args.metric, args.reference)
     md = print_table(out, metric=args.metric)
     fileio.write_text(out / "table.md", md)
     md_path, html_path = build_report(out, args.reference, args.bootstrap)
@@ -248,12 +252,16 @@ def _claims(args) -> int:
 
 def shard(cells: list, spec: str) -> list:
     """Cells i, i+n, i+2n, ... of the deterministic cell list for `--shard i/n` (i from 0)."""
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-        assert 0 <= i < n
-    except (ValueError, AssertionError):
-        raise SdelabError(f"--shard takes i/n with 0 <= i < n, got '{spec}'") from None
+    i, n = shard_spec(spec)
     return cells[i::n]
+
+
+def shard_spec(spec: str) -> tuple[int, int]:
+    """(i, n) of `--shard i/n`, 0 <= i < n."""
+    i, _, n = spec.partition("/")
+    if not (i.strip().isdigit() and n.strip().isdigit() and int(i) < int(n)):
+        raise SdelabError(f"--shard takes i/n with 0 <= i < n (slice i of n, from 0), got '{spec}'")
+    return int(i), int(n)
 
 
 def only(cells: list, patterns: list[str]) -> list:
@@ -269,9 +277,60 @@ def only(cells: list, patterns: list[str]) -> list:
 
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
     return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got '{text}'")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not 0 <= x < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got '{text}'")
+    return x
+
+
+def _shard(text: str) -> str:
+    try:
+        shard_spec(text)
+    except SdelabError as e:
+        raise argparse.ArgumentTypeError(e.message.removeprefix("--shard ")) from None
+    return text
+
+
+def _folder(text: str) -> Path:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a folder" if Path(text).exists() else
+                                         f"no folder '{text}'")
+    return Path(text)
+
+
+def check_choices(out: Path, metric: str | None, reference: str | None) -> None:
+    """`report --metric` and `--reference` name a metric and a design of the run folders (or fail naming them)."""
+    from sdelab.errors import did_you_mean
+    from sdelab.report.records import read_records
+    if metric is None and reference is None:
+        return
+    cells = read_records(out)  # as the report reads them (refusing links out of the folder)
+    sets = [(k, {n for n, v in m.values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            for c in cells for k, m in c.eval.items()]
+    if metric is not None and (lacking := sorted({k for k, names in sets if metric not in names})):
+        known = sorted(set().union(*(names for _, names in sets)))
+        raise SdelabError(f"--metric '{metric}': " + (f"the sets {', '.join(lacking)} have no such metric"
+                                                       if metric in known else "not a metric of these run folders"
+                                                       + did_you_mean(metric, known)), path=out)
+    designs = sorted({c.design for c in cells} | {c.label for c in cells})
+    if reference is not None and reference not in designs:
+        raise SdelabError(f"--reference '{reference}': no such design in these run folders"
+                          + did_you_mean(reference, designs), path=out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,13 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     r.add_argument("--no-cost", action="store_true", help="with --dry-run: skip the training-token estimate (which "
                                                             "loads the tokenizer and the data)")
-    r.add_argument("--shard", help="run only slice i of n ('i/n', i from 0); results merge by cell id")
+    r.add_argument("--shard", type=_shard, help="run only slice i of n ('i/n', i from 0); results merge by cell "
+                                                "id")
     r.add_argument("--only", action="append", default=[], metavar="GLOB",
                    help="run only the cells whose folder name matches this glob, e.g. 'es-sde__*' (repeatable)")
-    r.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",
+    r.add_argument("--reuse", action="append", default=[], type=_folder, metavar="RUN_DIR",
                    help="copy finished cells with the same id (same full config) from another study's run folder "
                         "instead of retraining them (repeatable)")
-    r.add_argument("--checkpoint-every", type=float, default=600.0, metavar="SECONDS",
+    r.add_argument("--checkpoint-every", type=_seconds, default=600.0, metavar="SECONDS",
                    help="save the training state of the cell in progress this often (default 600; 0: after every "
                         "optimizer step); a stopped run resumes from it")
     r.set_defaults(fn=_run)
@@ -300,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--data-root")
     pl.add_argument("--output-dir", help="the study's run folder (default runs/<study name>): its finished cells are "
                                          "the pilot unless --pilot is given")
-    pl.add_argument("--pilot", type=Path, help="a run folder of the same task whose cells give the per-item and seed "
-                                               "variances and the measured speed")
+    pl.add_argument("--pilot", type=_folder, help="a run folder of the same task whose cells give the per-item and "
+                                                  "seed variances and the measured speed")
     pl.add_argument("--no-measure", action="store_true", help="do not probe the speed here when the pilot has no "
                                                               "cell run on this CPU")
     pl.add_argument("--out", help="also write the plan (markdown) here")
@@ -309,14 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("render", help="print samples exactly as the model sees them (trained tokens in green)")
     rd.add_argument("study")
     rd.add_argument("--design")
-    rd.add_argument("-n", type=int, default=3)
+    rd.add_argument("-n", type=_positive_int, default=3, help="samples per design")
     rd.add_argument("--data-root")
     rd.set_defaults(fn=_render)
     dg = sub.add_parser("diagnose", help="prompt/output perplexity and in-context scores of each design on the base "
                                          "model, before training")
     dg.add_argument("study")
-    dg.add_argument("-n", type=int, default=200, help="training examples for the perplexities")
-    dg.add_argument("-k", type=int, nargs="*", help="demonstrations for in-context scores (default: the study's "
+    dg.add_argument("-n", type=_positive_int, default=200, help="training examples for the perplexities")
+    dg.add_argument("-k", type=_count, nargs="*", help="demonstrations for in-context scores (default: the study's "
                                                     "untuned list, or 0)")
     dg.add_argument("--size", type=_positive_int, help="score the in-context designs on the first SIZE items of each "
                                              "evaluation set (default: all the study evaluates)")
@@ -335,13 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(e.g. docs/results/<study>)")
     rp.add_argument("--metric", help="default: each evaluation set's primary metric")
     rp.add_argument("--reference", help="design to compare the others with (default: the study's reference)")
-    rp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    rp.add_argument("--bootstrap", type=_positive_int, default=1000, help="bootstrap resamples")
     rp.set_defaults(fn=_report)
     cl = sub.add_parser("claims", help="check a paper's claims (a claims YAML) against run folders: effect, CI, "
                                        "verdict per claim")
     cl.add_argument("claims")
     cl.add_argument("--out", help="write the markdown table here (default: print it)")
-    cl.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    cl.add_argument("--bootstrap", type=_positive_int, default=1000, help="bootstrap resamples")
     cl.set_defaults(fn=_claims)
     return p
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sdelab.errors import SdelabError
 from sdelab.yamlio import load_yaml, validate
@@ -170,6 +170,35 @@ class Study(_Strict):
                 raise ValueError(f"cannot sweep '{key}'" + did_you_mean(key, known))
             if not isinstance(values, list) or not values:
                 raise ValueError(f"sweep '{key}' needs a non-empty list of values")
+            section = LoraSettings if head == "lora" else TrainSection
+            seen = []
+            for x in values:  # each value as the setting itself would take it
+                try:
+                    section.model_validate({name: x})
+                except ValidationError as e:
+                    raise ValueError(f"sweep '{key}': {x!r} is not a value of {key} ({e.errors()[0]['msg']})") from None
+                if x in seen:
+                    raise ValueError(f"sweep '{key}' lists {x!r} twice")
+                seen.append(x)
+        return v
+
+    @field_validator("task", "model", "modeling")
+    @classmethod
+    def _axis(cls, v, info):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError(f"an empty list of {info.field_name}s runs nothing; give one or several")
+            twice = next((x for i, x in enumerate(v) if x in v[:i]), None)
+            if twice is not None:
+                raise ValueError(f"{info.field_name} lists {twice!r} twice")
+        return v
+
+    @field_validator("untuned")
+    @classmethod
+    def _demos_count(cls, v):
+        bad = [k for k in v if k < 0]
+        if bad:
+            raise ValueError(f"untuned lists numbers of in-context demonstrations, 0 or more; got {bad[0]}")
         return v
 
     @field_validator("seeds", "train_sizes")

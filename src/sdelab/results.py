@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,6 +147,11 @@ def write_config(work: Path, config: dict) -> None:
     fileio.write_yaml(work / CONFIG, config)
 
 
+def read_config(folder: Path) -> dict:
+    """A cell folder's config.yaml (SdelabError naming the file when it is unreadable)."""
+    return _read(folder / CONFIG, lambda t: _mapping(yaml.safe_load(t)))
+
+
 def write_cell(work: Path, head: dict, eval_metrics: dict[str, dict], rows: list[PredictionRow],
                manifest: dict) -> None:
     """The finished cell's files; metrics.json last. `head`: cell, variant, design, modeling, train_size, seed,
@@ -167,29 +173,140 @@ def finished_folders(out_dir: Path) -> list[Path]:
 
 
 def read_cell(folder: Path) -> CellRecord:
-    """The record of a finished cell folder, whatever its schema version."""
-    metrics = _read(folder / METRICS, json.loads)
-    manifest = _read(folder / MANIFEST, json.loads) if (folder / MANIFEST).exists() else None
-    config = _read(folder / CONFIG, yaml.safe_load)
+    """The record of a finished cell folder, whatever its schema version. A file of it that cannot be read, or does
+    not hold what it should (cut short, hand-edited, another program's), is named with the way out: deleting the
+    cell folder makes the next `sdelab run` compute the cell again."""
+    metrics = _read(folder / METRICS, lambda t: _mapping(json.loads(t)))
+    manifest = _read(folder / MANIFEST, lambda t: _manifest(json.loads(t))) if (folder / MANIFEST).exists() else None
+    config = read_config(folder)
     log = folder / TRAIN_LOG
-    curve = _read(log, lambda t: [json.loads(x) for x in t.splitlines()]) if log.exists() else []
-    try:
-        return _migrate(folder, metrics, manifest, config, curve)
-    except (KeyError, TypeError, ValueError) as e:
-        raise SdelabError(f"corrupt run record ({type(e).__name__}: {e}); delete the cell folder to run it again",
-                          path=folder / METRICS) from None
+    curve = _read(log, lambda t: _jsonl(t, _point)) if log.exists() else []
+    return _migrate(folder, metrics, manifest, config, curve)
 
 
 def read_cells(out_dir: Path) -> list[CellRecord]:
     return [read_cell(f) for f in finished_folders(out_dir)]
 
 
-def _read(path: Path, parse) -> Any:
+class Damaged(ValueError):
+    """What is wrong with a file of a run record, at `line` (1-based) when it is one line's fault."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+@contextmanager
+def damaged(path: Path):
+    """Whatever goes wrong reading or checking `path`, a file of a finished cell, becomes one error naming the file
+    and the way out (the cell folder is `path`'s folder)."""
     try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, yaml.YAMLError) as e:
+        line = getattr(e, "line", None)
+        if isinstance(e, json.JSONDecodeError):
+            why, line = f"not valid JSON ({e.msg} at column {e.colno})", e.lineno
+        elif isinstance(e, UnicodeDecodeError):
+            why = "not UTF-8 text"
+        elif isinstance(e, yaml.YAMLError):
+            mark = getattr(e, "problem_mark", None)
+            why, line = f"not valid YAML ({getattr(e, 'problem', None) or e})", mark.line + 1 if mark else None
+        elif isinstance(e, OSError):
+            why = f"cannot be read ({e.strerror or e})"
+        elif isinstance(e, KeyError):
+            why = f"the field {e.args[0]!r} is missing"
+        elif isinstance(e, RecursionError):
+            why = "nested too deeply"
+        else:
+            why = str(e)
+        raise SdelabError(f"{why}; the run record is damaged: delete the cell folder {path.parent} to re-run it",
+                          path=path, line=line) from None
+
+
+def _read(path: Path, parse) -> Any:
+    with damaged(path):
         return parse(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
-        raise SdelabError(f"cannot read the run record ({type(e).__name__}); delete the cell folder to run it "
-                          "again", path=path) from None
+
+
+def _mapping(obj) -> dict:
+    if not isinstance(obj, dict):
+        raise Damaged(f"holds {'a ' + type(obj).__name__ if obj is not None else 'nothing'} where a mapping of "
+                      "fields belongs")
+    return obj
+
+
+def _manifest(obj) -> dict:
+    """The manifest's fields that reports compute with: counts and seconds are numbers, the time a time."""
+    m = _mapping(obj)
+    train, timings, stamp = m.get("train"), m.get("timings", {}), m.get("finished_at")
+    if train is not None and not (isinstance(train, dict) and all(_number(v) for k, v in train.items()
+                                                                  if k in ("tokens", "tokens_per_second"))):
+        raise Damaged("'train' must be null or the training counts (tokens, tokens_per_second: numbers)")
+    if not isinstance(timings, dict) or not all(_number(v) for v in timings.values()):
+        raise Damaged("'timings' must give each stage's seconds as a number")
+    if stamp is not None:
+        try:
+            datetime.fromisoformat(stamp)
+        except (TypeError, ValueError):
+            raise Damaged(f"'finished_at' must be an ISO 8601 time, got {stamp!r}") from None
+    return m
+
+
+def _point(obj) -> dict:
+    """A point of the loss curve: what the report's plot reads."""
+    p = _mapping(obj)
+    if not (_number(p["step"]) and _number(p["loss"])):
+        raise Damaged("'step' and 'loss' must be numbers")
+    return p
+
+
+def _jsonl(text: str, make=_mapping) -> list:
+    """`make` of every line's JSON object, a bad line named by its number."""
+    out, lines = [], text.splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(make(json.loads(line)))
+        except (ValueError, TypeError, KeyError) as e:
+            cut = " (the file ends inside this line: cut short?)" if i == len(lines) and not text.endswith("\n") else ""
+            why = f"not valid JSON ({e.msg})" if isinstance(e, json.JSONDecodeError) else \
+                f"the field {e.args[0]!r} is missing" if isinstance(e, KeyError) else str(e)
+            raise Damaged(why + cut, line=i) from None
+    return out
+
+
+def _prediction(obj) -> PredictionRow:
+    row = PredictionRow(**_mapping(obj))
+    if not isinstance(row.eval_set, str) or row.error is not None and not isinstance(row.error, str):
+        raise Damaged("'eval_set' must be a set name and 'error' an error kind or null")
+    return row
+
+
+def _item_stats(v) -> ItemStats:
+    st = ItemStats(**_mapping(v))
+    if not (isinstance(st.primary, str) and isinstance(st.ids, list) and isinstance(st.stats, list)
+            and len(st.ids) == len(st.stats)
+            and all(isinstance(r, list) and all(_number(x) for x in r) for r in st.stats)):
+        raise Damaged("a set's 'ids' and 'stats' must be lists of the same length, each stats row a list of numbers")
+    return st
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _set_metrics(key: str, v: dict, rows: list[PredictionRow] | None) -> SetMetrics:
+    v = _mapping(v)
+    primary = v["primary"]
+    if primary not in SPECS:
+        raise Damaged(f"set {key!r}: unknown primary metric {primary!r} (sdelab's: {', '.join(SPECS)})")
+    if not _number(v.get(primary)) or not isinstance(v["n"], int):
+        raise Damaged(f"set {key!r}: its {primary} must be a number and 'n' the count of its items")
+    share = v["top_answer_share"] if "top_answer_share" in v else (
+        top_answer_share([r for r in rows if r.eval_set == key]) if rows else None)
+    return SetMetrics(primary, v.get("kind", "in_domain"), v.get("template_seen"), v.get("format_error_rate", 0.0),
+                      v.get("prompts_truncated"), v.get("majority_baseline"), v["n"], v, share)
 
 
 def _migrate(folder: Path, m: dict, manifest: dict | None, config: dict, curve: list) -> CellRecord:
@@ -197,22 +314,25 @@ def _migrate(folder: Path, m: dict, manifest: dict | None, config: dict, curve: 
     template_seen, format_error_rate (0), prompts_truncated (not counted) and majority_baseline; item_stats.json
     may be absent (computed from predictions.jsonl when it was kept, in memory: the folder is never written).
     A set written before sdelab kept `top_answer_share` gets it from predictions.jsonl where that was kept."""
+    with damaged(folder / METRICS):
+        sets_in = _mapping(m["eval"])
+        if not isinstance(m["design"], str) or not isinstance(m["cell"], str) or not isinstance(m["seed"], int):
+            raise Damaged("'cell' and 'design' must be names and 'seed' a whole number")
     rows = None
     if (folder / PREDICTIONS).exists() and (not (folder / ITEM_STATS).exists()
-                                            or any("top_answer_share" not in v for v in m["eval"].values())):
-        rows = _read(folder / PREDICTIONS, lambda t: [PredictionRow(**json.loads(x)) for x in t.splitlines() if x])
-    sets = {k: SetMetrics(v["primary"], v.get("kind", "in_domain"), v.get("template_seen"),
-                          v.get("format_error_rate", 0.0), v.get("prompts_truncated"), v.get("majority_baseline"),
-                          v["n"], v, v["top_answer_share"] if "top_answer_share" in v else
-                          top_answer_share([r for r in rows if r.eval_set == k]) if rows else None)
-            for k, v in m["eval"].items()}
+                                            or any("top_answer_share" not in v for v in sets_in.values()
+                                                   if isinstance(v, dict))):
+        rows = _read(folder / PREDICTIONS, lambda t: _jsonl(t, _prediction))
+    with damaged(folder / METRICS):
+        sets = {k: _set_metrics(k, v, rows) for k, v in sets_in.items()}
     if (folder / ITEM_STATS).exists():
-        items = {k: ItemStats(**v) for k, v in _read(folder / ITEM_STATS, json.loads).items()}
+        items = _read(folder / ITEM_STATS, lambda t: {k: _item_stats(v) for k, v in _mapping(json.loads(t)).items()})
     elif rows is not None:
-        items = item_stats(rows, m["eval"])
+        with damaged(folder / PREDICTIONS):
+            items = item_stats(rows, sets_in)
     else:
         items = {}
-    return CellRecord(folder, m["cell"], m.get("variant") or "", m["design"], m.get("modeling", "generative"),
-                      m["train_size"], m["seed"], m.get("untuned"), config, sets, manifest, items, curve,
-                      m.get("schema_version", 1))
-
+    with damaged(folder / METRICS):
+        return CellRecord(folder, m["cell"], m.get("variant") or "", m["design"], m.get("modeling", "generative"),
+                          m["train_size"], m["seed"], m.get("untuned"), config, sets, manifest, items, curve,
+                          m.get("schema_version", 1))

@@ -104,7 +104,7 @@ def validate(model: type[M], data: Any, path: str | Path, node: yaml.Node | None
             known = list(parent.model_fields) if parent else []
             msg = f"unknown key '{loc[-1]}'" + did_you_mean(str(loc[-1]), known)
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")  # a validator's own message says what is wrong
             if "input" in err and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
         raise SdelabError(msg, path=path, line=node_line(node, loc), field=field) from None

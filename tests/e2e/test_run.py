@@ -7,7 +7,7 @@ import yaml
 
 from sdelab.cli import main
 from sdelab.config import load_study
-from sdelab.study.grid import expand, study_designs
+from sdelab.study.grid import expand, expand_all, study_designs
 from sdelab.tasks import get_task
 
 
@@ -27,7 +27,7 @@ def test_study_end_to_end_and_resume(tmp_path, tiny_model_dir, tiny_task_yaml, c
     p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml)
     assert main(["run", str(p)]) == 0
     runs = tmp_path / "runs"
-    cells = sorted(d for d in runs.iterdir() if d.is_dir())
+    cells = sorted(d for d in runs.iterdir() if d.is_dir() and not d.name.startswith("."))
     assert len(cells) == 2 and not any(d.name.endswith(".partial") for d in cells)
     for d in cells:
         names = {f.name for f in d.iterdir()}
@@ -104,7 +104,7 @@ def test_a_changed_study_run_again_does_not_count_its_old_cells_as_seeds(tmp_pat
 def test_interrupted_cell_is_redone(tmp_path, tiny_model_dir, tiny_task_yaml):
     p = write_study(tmp_path, tiny_model_dir, tiny_task_yaml, designs=["inst-first"])
     study, _ = load_study(p)
-    cell = expand(study, study_designs(study, get_task(study.task)))[0]
+    cell = expand_all(study, p.parent)[0].cells[0]  # with its inputs (data and weights hashes), as `run` sees it
     stale = tmp_path / "runs" / (cell.folder_name + ".partial")
     stale.mkdir(parents=True)
     (stale / "config.yaml").write_text("half-written")

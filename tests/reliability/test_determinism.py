@@ -22,8 +22,8 @@ def test_two_runs_identical(tmp_path, tiny_model_dir, tiny_task_yaml):
         p.write_text(yaml.safe_dump(s))
         assert main(["run", str(p)]) == 0
         outs.append(tmp_path / name)
-    cells = sorted(d.name for d in outs[0].iterdir() if d.is_dir())
-    assert len(cells) == 2 and cells == sorted(d.name for d in outs[1].iterdir() if d.is_dir())
+    cells = sorted(d.name for d in outs[0].glob("*__*") if d.is_dir())
+    assert len(cells) == 2 and cells == sorted(d.name for d in outs[1].glob("*__*") if d.is_dir())
     for c in cells:
         for f in ("metrics.json", "predictions.jsonl", "config.yaml"):
             assert (outs[0] / c / f).read_text() == (outs[1] / c / f).read_text(), f

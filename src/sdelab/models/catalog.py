@@ -64,7 +64,7 @@ DEFAULT_MODEL = "smollm2-135m"
 class ResolvedModel:
     name: str  # what the study said
     path: str  # a local folder with config + safetensors, or a hub id
-    fingerprint: str  # sha256 of the GGUF, or of config + weight file names and sizes
+    fingerprint: str  # sha256 of the GGUF, or of the folder's config, weight and tokenizer file contents
     source: str  # catalog | gguf | folder | hub
 
 
@@ -128,13 +128,33 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ResolvedModel:
                       " (or give a local folder, a .gguf file, or a Hugging Face id 'org/name')")
 
 
+MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer*", "special_tokens_map.json", "vocab*",
+               "merges.txt", "*.model", "added_tokens.json", "chat_template*", "generation_config.json")
+
+
 def folder_fingerprint(folder: Path) -> str:
+    """sha256 over the contents of a model folder's config, weights and tokenizer files (each file's hash is
+    remembered by path, size and mtime, so a big folder is read once)."""
     h = hashlib.sha256()
-    cfg = folder / "config.json"
-    h.update(cfg.read_bytes())
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    files = sorted({f for pat in MODEL_FILES for f in folder.glob(pat) if f.is_file()})
+    for f in files:
+        h.update(f"{f.name}:{sha256_cached(f)}\n".encode())
     return h.hexdigest()
+
+
+def model_fingerprint(name: str) -> str:
+    """The identity of a study's `model:` weights, without converting anything: the catalog entry's verified
+    hash, a GGUF file's hash, a local folder's content hash, or the hub id ('missing' for a path that is not
+    there yet: resolve_model then says so)."""
+    if name in CATALOG:
+        return CATALOG[name].sha256
+    p = Path(name).expanduser()
+    if p.suffix == ".gguf" or p.is_dir():
+        try:
+            return sha256_cached(p) if p.suffix == ".gguf" else folder_fingerprint(p)
+        except OSError:
+            return "missing"
+    return f"hub:{name}"
 
 
 def catalog_rows() -> list[dict[str, str]]:

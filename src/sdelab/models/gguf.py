@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def sha256_file(path: Path) -> str:
 def sha256_cached(path: Path) -> str:
     """sha256 of a user's file, remembered by (path, size, mtime) so big files are hashed once."""
     path = path.resolve()
+    if path.exists() and not path.is_file():  # (a missing one: FileNotFoundError, as stat says)
+        raise SdelabError("is a folder, not a GGUF file" if path.is_dir() else "not a regular file", path=path)
     st = path.stat()
     key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
     memo = cache_root() / "hashes.json"
@@ -99,6 +102,17 @@ def _check(got: str, expected: str, where: Path) -> None:
                           "(reinstall the package; if it persists the upload has changed)", path=where)
 
 
+def check_gguf(path: Path) -> None:
+    """A whole GGUF file: its header, metadata and every tensor's extent inside the file (read, not loaded)."""
+    from gguf import GGUFReader
+    try:
+        GGUFReader(path)
+    except Exception as e:  # noqa: BLE001 - the reader raises whatever a cut or foreign file makes numpy/struct raise
+        raise SdelabError(f"not a whole GGUF file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): "
+                          "cut short (an interrupted download?) or not a GGUF model; download it again",
+                          path=path) from None
+
+
 def convert_gguf(gguf: Path, sha: str, cache: Path) -> Path:
     """Dequantize `gguf` into cache/<sha[:16]>/hf (config, safetensors, tokenizer). Idempotent, crash-safe."""
     folder = cache / sha[:16] / "hf"
@@ -110,10 +124,15 @@ def convert_gguf(gguf: Path, sha: str, cache: Path) -> Path:
 
         from sdelab.models.quiet import quiet_transformers
 
+        check_gguf(gguf)
         print(f"[sdelab] converting {gguf.name} to safetensors in {folder} (once) ...", flush=True)
-        with quiet_transformers():
-            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            quant = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        try:
+            with quiet_transformers():
+                tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                quant = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, struct.error) as e:  # e.g. an architecture
+            why = next((x for x in str(e).splitlines() if x.strip()), type(e).__name__)  # transformers cannot read
+            raise SdelabError(f"cannot convert this GGUF file: {why}", path=gguf) from None
         config = quant.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config

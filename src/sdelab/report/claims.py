@@ -31,6 +31,7 @@ from sdelab.report import stats as st
 from sdelab.report.gates import check_arm, compare, error_rate_compare
 from sdelab.report.records import group_cells, load_cells, set_label, trained_sizes
 from sdelab.report.sections import constant, prompt_signals
+from sdelab.report.text import code, text
 from sdelab.yamlio import load_yaml, validate
 
 
@@ -84,7 +85,7 @@ def _arm(x: Arm | str) -> Arm:
 
 def _arm_text(x: Arm | str) -> str:
     a = _arm(x)
-    return f"`{a.design}`" + (f" ({a.size})" if a.size else "")
+    return code(a.design) + (f" ({text(a.size)})" if a.size else "")
 
 
 def verdict(expect: str, lo: float, hi: float, margin: float) -> str:
@@ -136,15 +137,16 @@ def check(claim: Claim, base: Path, n_boot: int = 1000) -> list[dict]:
             if r is None:
                 ga, gb = groups.get((a.design, size_a, s)), groups.get((b.design, size_b, s))
                 missing = a.design if not ga else b.design if not gb else "paired items"
-                rows.append({"claim": claim, "set": label, "size": size, "result": f"no {missing} yet",
+                rows.append({"claim": claim, "set": label, "size": size, "result": f"no {text(missing)} yet",
                              "verdict": "not run", "gate": "-"})
                 continue
             what = "format-error rate" if claim.measure == "format errors" else primary
             v = verdict(claim.expect, r.lo, r.hi, claim.margin) if r.gate == "ok" else r.gate
             rows.append({"claim": claim, "set": label, "size": size, "verdict": v, "comparison": r,
-                         "gate": "passed" if r.gate == "ok" else f"{r.gate}: {r.why}",
-                         "result": f"{r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] {what}, p={r.p:.3f}; {r.items} items, "
-                                   f"seeds {','.join(map(str, r.seeds)) or '-'}, {model}; interval: {r.interval}"})
+                         "gate": "passed" if r.gate == "ok" else f"{r.gate}: {text(r.why)}",
+                         "result": f"{r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] {text(what)}, p={r.p:.3f}; {r.items} "
+                                   f"items, seeds {text(','.join(map(str, r.seeds))) or '-'}, {text(model)}; "
+                                   f"interval: {r.interval}"})
     return rows
 
 
@@ -176,9 +178,9 @@ def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model, n_boo
                    if (d, size, s) in groups]
         if constant(xs) or constant(tuned):  # measured, but a constant cannot rank the designs
             what, v = (claim.signal, xs[0]) if constant(xs) else ("the fine-tuned score", tuned[0])
-            rows.append({**row, "verdict": "degenerate", "gate": f"degenerate: {what} is constant",
-                         "result": f"{what} is {abs(v) if round(v, 3) == 0 else v:.3f} for all "
-                                   f"{len(tuned)} designs: it cannot rank them, {model}"})
+            rows.append({**row, "verdict": "degenerate", "gate": f"degenerate: {text(what)} is constant",
+                         "result": f"{text(what)} is {abs(v) if round(v, 3) == 0 else v:.3f} for all "
+                                   f"{len(tuned)} designs: it cannot rank them, {text(model)}"})
             continue
         rho, p = spearmanr(xs, tuned)
         lo, hi = st.spearman_interval(float(rho), len(tuned))
@@ -186,8 +188,8 @@ def _correlation(claim: Claim, out_dir: Path, cells, groups, kinds, model, n_boo
             f"not learned: {len(learned) - sum(learned)} of {len(learned)} designs do not beat their floor"
         rows.append({**row, "verdict": correlation_verdict(lo, hi, claim.bound) if gate == "passed" else "not learned",
                      "gate": gate,
-                     "result": f"Spearman rho({claim.signal}, fine-tuned) = {rho:+.3f} [{lo:+.3f}, {hi:+.3f}], "
-                               f"p={p:.3f}; holds below {claim.bound}; {len(tuned)} designs, {model}"})
+                     "result": f"Spearman rho({text(claim.signal)}, fine-tuned) = {rho:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+                               f"p={p:.3f}; holds below {claim.bound}; {len(tuned)} designs, {text(model)}"})
     return rows
 
 
@@ -214,7 +216,7 @@ def findings_markdown(claims_path: str | Path, n_boot: int = 1000) -> str:
     for c in claims:
         mine = [r["verdict"] for r in rows if r["claim"] is c]
         tally = ", ".join(f"{mine.count(v)} {v}" for v in VERDICTS if mine.count(v))
-        out.append(f"| `{c.id}` | {c.paper} | {c.claim} | {c.source or '-'} | {tally} |")
+        out.append(f"| {code(c.id)} | {text(c.paper)} | {text(c.claim)} | {text(c.source or '-')} | {tally} |")
     out += ["", "## Every comparison\n",
             "| paper | claim | a vs b (expected) | set | train size | effect [95% CI], p; items, seeds, model; interval | "
             "gate | verdict |", "|---|---|---|---|---|---|---|---|"]
@@ -222,10 +224,10 @@ def findings_markdown(claims_path: str | Path, n_boot: int = 1000) -> str:
         c: Claim = r["claim"]
         arms = (f"{_arm_text(c.a)} vs {_arm_text(c.b)} ({c.expect}"
                 f"{', format errors' if c.measure == 'format errors' else ''})" if c.kind == "comparison"
-                else f"rank correlation ({c.signal})")
-        out.append(f"| {c.paper} | {c.claim} (`{c.id}`) | {arms} | {r['set']} | {r['size']} | {r['result']} | "
-                   f"{r['gate']} | {r['verdict']} |")
+                else f"rank correlation ({text(c.signal)})")
+        out.append(f"| {text(c.paper)} | {text(c.claim)} ({code(c.id)}) | {arms} | {text(r['set'])} | "
+                   f"{text(r['size'])} | {r['result']} | {r['gate']} | {r['verdict']} |")
     notes = [c for c in claims if c.note]
     if notes:
-        out += ["", "## Notes", ""] + [f"- **{c.id}**: {c.note}" for c in notes]
+        out += ["", "## Notes", ""] + [f"- **{text(c.id)}**: {text(c.note)}" for c in notes]
     return "\n".join(out) + "\n"

@@ -33,6 +33,7 @@ from pathlib import Path
 from sdelab.report import stats as st
 from sdelab.report.gates import is_untuned, item_clusters, seed_variance, shared_items
 from sdelab.report.records import Group, group_cells, load_cells, ref_label, stacked
+from sdelab.report.text import text
 from sdelab.results import CellRecord, design_label, size_label
 
 PRIOR_ITEM_SD = 0.5
@@ -156,13 +157,14 @@ def probe_throughput(ctx, cells) -> Throughput:
 def plan_markdown(name: str, cpu: str, rows: list[PowerRow], cost_rows: list[tuple[str, int, int, int]],
                   through: dict[str, Throughput], cores: int = 2) -> str:
     """cost_rows: (sub-study label, cells to go, training tokens to go, evaluation items to go)."""
-    out = [f"# Plan: {name}\n", f"CPU: {cpu}. Smallest effect resolved with 80% power (two-sided 5%): the seed-aware "
-           "interval of the finished report, item term scaled from the pilot (or the prior) to the planned items.\n",
+    out = [f"# Plan: {text(name)}\n", f"CPU: {text(cpu)}. Smallest effect resolved with 80% power (two-sided 5%): the "
+           "seed-aware interval of the finished report, item term scaled from the pilot (or the prior) to the planned "
+           "items.\n",
            "| design vs reference | set | train size | items | seeds | item sd | seed sd | smallest effect | from |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r.design} vs {r.reference} | {r.eval_set} | {r.size} | {r.items} | {r.seeds} | "
-                   f"{r.item_sd:.3f} | {r.seed_sd:.3f} | {r.min_effect:.3f} | {r.source} |")
+        out.append(f"| {text(r.design)} vs {text(r.reference)} | {text(r.eval_set)} | {text(r.size)} | {r.items} | "
+                   f"{r.seeds} | {r.item_sd:.3f} | {r.seed_sd:.3f} | {r.min_effect:.3f} | {r.source} |")
     out += ["", "| sub-study | cells to go | training tokens | evaluation items | tokens/s | s/item | CPU-hours | "
             "measured by |", "|---|---|---|---|---|---|---|---|"]
     total = 0.0
@@ -173,10 +175,10 @@ def plan_markdown(name: str, cpu: str, rows: list[PowerRow], cost_rows: list[tup
             # sdelab trains and evaluates on every core it may use: a wall-clock hour is `cores` CPU-hours
             hours = cores * ((tokens / t.train_tokens_per_s if tokens else 0.0) + items * t.eval_s_per_item) / 3600
             total += hours
-        out.append(f"| {label} | {cells} | {tokens:,} | {items:,} | "
+        out.append(f"| {text(label)} | {cells} | {tokens:,} | {items:,} | "
                    f"{f'{t.train_tokens_per_s:.0f}' if t.train_tokens_per_s else '-'} | "
                    f"{f'{t.eval_s_per_item:.2f}' if t.eval_s_per_item is not None else '-'} | "
-                   f"{f'{hours:.1f}' if hours is not None else '-'} | {t.source} |")
+                   f"{f'{hours:.1f}' if hours is not None else '-'} | {text(t.source)} |")
     out.append(f"\nTotal: {total:.1f} CPU-hours ({total / cores:.1f} h wall-clock on {cores} cores) for the "
                "measured sub-studies.\n")
     return "\n".join(out)

@@ -3,7 +3,8 @@
 DIR keeps a list of the files sdelab put there (`.sdelab-published.json`). A file sdelab would write that exists in
 DIR but is not on that list (a README, someone's own plot, another tool's study.yaml) makes the publish refuse,
 naming it; files on the list that this publish no longer writes (an old plot) are removed. Nothing else in DIR is
-touched.
+touched. Only the folder's own files are copied: a link among them (or a plots/ that is one) is not followed, and
+of plots/ only PNG files (what sdelab draws; the report build removes its own plots it no longer draws).
 """
 from __future__ import annotations
 
@@ -39,14 +40,19 @@ def _ours(name: str) -> bool:
                              and not parts[1].startswith("."))
 
 
+def _own(p: Path, folder: bool = False) -> bool:
+    """A file (or folder) of the study folder itself, not a link to one elsewhere."""
+    return not p.is_symlink() and (p.is_dir() if folder else p.is_file())
+
+
 def publish(out: Path, dest: Path) -> list[str]:
     """Copy the report files of the study folder `out` into `dest`; the relative names written."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise SdelabError("--publish needs a folder (not a link to one)", path=dest)
     plot_dir = out / "plots"
-    plots = sorted(p for p in plot_dir.iterdir() if p.is_file() and not p.name.startswith(".")) \
-        if plot_dir.is_dir() else []
-    wanted = {name: out / name for name in FILES if (out / name).is_file()}
+    plots = sorted(p for p in plot_dir.iterdir() if _own(p) and p.suffix == ".png" and not p.name.startswith(".")) \
+        if _own(plot_dir, folder=True) else []
+    wanted = {name: out / name for name in FILES if _own(out / name)}
     wanted |= {f"plots/{p.name}": p for p in plots}
     before = _published_before(dest)
     foreign = sorted(n for n in wanted if (dest / n).exists() and n not in before)

@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from sdelab.errors import SdelabError
-from sdelab.results import CellRecord, read_cells, size_key
+from sdelab.results import (CONFIG, ITEM_STATS, MANIFEST, METRICS, PREDICTIONS, TRAIN_LOG, CellRecord,
+                            finished_folders, read_cell, size_key)
+from sdelab.yamlio import load_yaml
 
 KIND_ORDER = {"in_domain": 0, "out_of_domain": 1, "cross_task": 2}
 KIND_LABEL = {"in_domain": "ID", "out_of_domain": "OOD", "cross_task": "cross-task"}
 UNSEEN = ":unseen-template"
 STUDY_COPY = "study.yaml"  # the study as run, written by `sdelab run` next to the run folders
+DIAGNOSTICS = "diagnostics.json"  # sdelab diagnose's results, beside the run folders
+RECORD = (CONFIG, METRICS, MANIFEST, PREDICTIONS, ITEM_STATS, TRAIN_LOG)  # what a report reads of a cell folder
 
 
 @dataclass
@@ -43,17 +46,31 @@ class Loaded:
 
 
 def load(out_dir: Path) -> Loaded:
-    cells, superseded = current(read_cells(out_dir))
+    cells, superseded = current(read_records(out_dir))
     if not cells:
         raise SdelabError("no finished run folders here", path=out_dir)
     copy = out_dir / STUDY_COPY
-    study = yaml.safe_load(copy.read_text(encoding="utf-8")) if copy.exists() else {}
-    return Loaded(out_dir, study, cells, superseded, eval_sets(cells), group_cells(cells))
+    study = load_yaml(copy)[0] if copy.exists() else {}
+    if not isinstance(study, dict | None):
+        raise SdelabError("not a study (a YAML mapping)", path=copy)
+    return Loaded(out_dir, study or {}, cells, superseded, eval_sets(cells), group_cells(cells))
 
 
 def load_cells(out_dir: Path) -> list[CellRecord]:
     """The counted cells of an output folder (none when it has no finished cell)."""
-    return current(read_cells(out_dir))[0]
+    return current(read_records(out_dir))[0]
+
+
+def read_records(out_dir: Path) -> list[CellRecord]:
+    """Every finished cell's record. A run folder may have been edited by hand: a file a report reads (a cell's
+    record, the study copy, the diagnostics) that is a link leading out of the folder is refused, so a report only
+    ever shows what the folder itself holds (and every string of it as text: report.text)."""
+    root, folders = out_dir.resolve(), finished_folders(out_dir)
+    for p in [out_dir / STUDY_COPY, out_dir / DIAGNOSTICS, *folders, *(f / n for f in folders for n in RECORD)]:
+        if not p.resolve().is_relative_to(root):
+            raise SdelabError("leads out of the run folder (a link): a report reads only the folder's own files; "
+                              "put a copy in its place", path=p)
+    return [read_cell(f) for f in folders]
 
 
 def current(cells: list[CellRecord]) -> tuple[list[CellRecord], list[tuple[CellRecord, CellRecord]]]:

@@ -8,6 +8,7 @@ from sdelab import fileio
 from sdelab.report import stats as st
 from sdelab.report.gates import GATES, compare
 from sdelab.report.records import Loaded, kind_label, majority, ref_label, rows_of, set_label, stacked
+from sdelab.report.text import code, text
 from sdelab.results import size_key
 
 
@@ -16,8 +17,8 @@ def superseded_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
         return []
     rows = []
     for c, new in r.superseded:
-        keys = sorted(k for k in set(c.config) | set(new.config) if c.config.get(k) != new.config.get(k))
-        rows.append(f"| {c.folder.name} | {new.folder.name} | {', '.join(keys)} |")
+        keys = sorted(str(k) for k in set(c.config) | set(new.config) if c.config.get(k) != new.config.get(k))
+        rows.append(f"| {text(c.folder.name)} | {text(new.folder.name)} | {', '.join(map(text, keys))} |")
     return ["## Superseded run folders (not counted)\n",
             "These cells have the design, train size and seed of a newer cell whose settings differ (the study was "
             "changed and run again into this folder); only the newer one counts. Delete or move the old folders "
@@ -30,10 +31,10 @@ def precision_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
     by: dict[str, list[str]] = defaultdict(list)
     for c in r.cells:
         if c.manifest is not None:
-            by[c.precision].append(c.folder.name)
+            by[str(c.precision)].append(c.folder.name)
     if len(by) < 2:
         return []
-    parts = "; ".join(f"{p}: {', '.join(sorted(names))}" for p, names in sorted(by.items()))
+    parts = "; ".join(f"{text(p)}: {', '.join(map(text, sorted(names)))}" for p, names in sorted(by.items()))
     return [f"Cells ran in different precisions ({parts}): comparisons across precisions include numeric "
             "differences, not only the designs'.\n"]
 
@@ -44,14 +45,14 @@ def truncation_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
     rows = []
     for c in r.cells:
         train = (c.manifest or {}).get("train") or {}
-        parts = [f"{train['truncated_samples']} of {train['examples']} training samples"] \
+        parts = [f"{text(train['truncated_samples'])} of {text(train.get('examples'))} training samples"] \
             if train.get("truncated_samples") else []
         cut = {s: e.prompts_truncated for s, e in c.eval.items() if e.prompts_truncated}
         if cut:
             parts.append(f"{sum(cut.values())} of {sum(c.eval[s].n for s in cut)} evaluation "
-                         f"prompts ({', '.join(f'{s}: {n}' for s, n in cut.items())})")
+                         f"prompts ({', '.join(f'{text(s)}: {n}' for s, n in cut.items())})")
         if parts:
-            rows.append(f"| {c.label} | {c.size} | {c.seed} | {'; '.join(parts)} |")
+            rows.append(f"| {text(c.label)} | {text(c.size)} | {text(c.seed)} | {'; '.join(parts)} |")
     if not rows:
         return []
     uncounted = any(e.prompts_truncated is None for c in r.cells for e in c.eval.values())
@@ -66,7 +67,8 @@ def truncation_note(r: Loaded, reference: str, n_boot: int) -> list[str]:
 def main_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
     cells, sets, groups = r.cells, r.sets, r.groups
     out = ["## Results by design and evaluation set\n",
-           "| design | train size | seeds | " + " | ".join(f"{set_label(s, k)} {p}" for s, k, p in sets) + " |",
+           "| design | train size | seeds | " + " | ".join(f"{text(set_label(s, k))} {text(p)}" for s, k, p in sets)
+           + " |",
            "|---|---|---|" + "---|" * len(sets)]
     for design, size in rows_of(cells):
         cols, n = [], 0
@@ -79,9 +81,10 @@ def main_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
             sd = f" ± {statistics.stdev(g.values):.3f}" if len(g.values) > 1 else ""
             ci = " [{:.3f}, {:.3f}]".format(*st.bootstrap_ci(primary, stacked(g), n_boot)) if g.items else ""
             cols.append(f"{statistics.fmean(g.values):.3f}{sd}{ci}")
-        out.append(f"| {design} | {size} | {n} | " + " | ".join(cols) + " |")
+        out.append(f"| {text(design)} | {text(size)} | {n} | " + " | ".join(cols) + " |")
     rows = majority(cells, [s for s, _, _ in sets])
-    return out + [f"| majority class | {size} | - | " + " | ".join(vals) + " |" for size, vals in rows.items()] + [""]
+    return out + [f"| majority class | {text(size)} | - | " + " | ".join(vals) + " |" for size, vals in rows.items()] \
+        + [""]
 
 
 def matrix(r: Loaded, reference: str, n_boot: int) -> list[str]:
@@ -94,7 +97,7 @@ def matrix(r: Loaded, reference: str, n_boot: int) -> list[str]:
     out = ["## Generalization matrix (mean over the sets of each kind)\n",
            "Each column averages the design's primary metric over the evaluation sets of that kind it was scored on "
            "(set by set in the table above); in brackets, how many sets.\n",
-           "| design | train size | " + " | ".join(kind_label(k) for k in kinds) + " |",
+           "| design | train size | " + " | ".join(text(kind_label(k)) for k in kinds) + " |",
            "|---|---|" + "---|" * len(kinds)]
     for design, size in rows_of(cells):
         cols = []
@@ -102,19 +105,19 @@ def matrix(r: Loaded, reference: str, n_boot: int) -> list[str]:
             vals = [statistics.fmean(g.values) for s, kk, _ in sets if kk == k
                     and (g := groups.get((design, size, s))) and g.values]
             cols.append(f"{statistics.fmean(vals):.3f} ({len(vals)})" if vals else "-")
-        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+        out.append(f"| {text(design)} | {text(size)} | " + " | ".join(cols) + " |")
     return out + [""]
 
 
 def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
     cells, sets, groups = r.cells, r.sets, r.groups
-    out = [f"## Each design against the reference (`{reference}`)\n",
+    out = [f"## Each design against the reference ({code(reference)})\n",
            "Difference in the primary metric (design − reference) on the same items and seeds, its seed-aware 95% "
            "interval and p (McNemar on the items in brackets for accuracy); * marks an interval clear of zero. "
            "A difference is only read when both arms pass the validity gates (report.gates; docs/results/README.md): "
            "**not learned** = an arm's in-domain score does not beat its floor with its interval above it, "
            "**degenerate** = one answer for nearly every item or mostly format errors.\n",
-           "| design | train size | " + " | ".join(set_label(s, k) for s, k, _ in sets) + " |",
+           "| design | train size | " + " | ".join(text(set_label(s, k)) for s, k, _ in sets) + " |",
            "|---|---|" + "---|" * len(sets)]
     tally: dict[str, int] = defaultdict(int)
     how: dict[str, str] = {}
@@ -136,10 +139,10 @@ def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
             mc = f", McNemar {c.mcnemar:.3f}" if c.mcnemar is not None else ""
             gate = "" if c.gate == "ok" else f" **{c.gate}**"
             cols.append(f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] (p={c.p:.3f}{mc}){star}{gate}")
-        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+        out.append(f"| {text(design)} | {text(size)} | " + " | ".join(cols) + " |")
     if tally:
         out += ["", "Gates: " + ", ".join(f"{tally[g]} {'passed' if g == 'ok' else g}" for g in GATES if tally[g])
-                + ". Intervals: " + "; ".join(f"{s}: {h}" for s, h in how.items()) + "."]
+                + ". Intervals: " + "; ".join(f"{text(s)}: {h}" for s, h in how.items()) + "."]
     return out + [""]
 
 
@@ -188,10 +191,12 @@ def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
             ref_opt = opts[ref].get(factor)
             winner = "-" if c.gate != "ok" else v if c.diff > 0 else str(ref_opt) if c.diff < 0 else "tie"
             read = (("clear" if c.lo > 0 or c.hi < 0 else "unresolved") if c.gate == "ok" else "-")
-            out.append(f"| {factor}{f' ({ref})' if several else ''} | {set_label(s, kind)} | {winner} | {ref_opt} | "
-                       f"{v} | {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] | {c.p:.3f} | "
+            out.append(f"| {text(factor)}{f' ({text(ref)})' if several else ''} | {text(set_label(s, kind))} | "
+                       f"{text(winner)} | {text(ref_opt)} | {text(v)} | {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] | "
+                       f"{c.p:.3f} | "
                        f"{'passed' if c.gate == 'ok' else c.gate} | {read} |")
-    at = ", ".join(f"{sz} for {r}" for r, sz in sizes.items()) if several else next(iter(sizes.values()))
+    at = ", ".join(f"{text(sz)} for {text(r)}" for r, sz in sizes.items()) if several \
+        else text(next(iter(sizes.values())))
     return out + [f"\n(train size {at}; the reference design's option against the best of the others.)\n"]
 
 
@@ -205,26 +210,26 @@ def decoding_samples(r: Loaded, reference: str, n_boot: int) -> list[str]:
     if not base:
         return []
     out = ["## Sampled decoding: mean ± sd over the samples\n",
-           "| design | train size | " + " | ".join(f"{b} ({len(ss)} samples)" for b, ss in base.items()) + " |",
+           "| design | train size | " + " | ".join(f"{text(b)} ({len(ss)} samples)" for b, ss in base.items()) + " |",
            "|---|---|" + "---|" * len(base)]
     for design, size in rows_of(r.cells):
         cols = []
         for ss in base.values():
             xs = [statistics.fmean(g.values) for s in ss if (g := r.groups.get((design, size, s))) and g.values]
             cols.append(f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else "-")
-        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+        out.append(f"| {text(design)} | {text(size)} | " + " | ".join(cols) + " |")
     return out + [""]
 
 
 def errors_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
     cells, sets, groups = r.cells, r.sets, r.groups
     out = ["## Format errors (share of outputs the strict parser rejected)\n",
-           "| design | train size | " + " | ".join(set_label(s, k) for s, k, _ in sets) + " |",
+           "| design | train size | " + " | ".join(text(set_label(s, k)) for s, k, _ in sets) + " |",
            "|---|---|" + "---|" * len(sets)]
     for design, size in rows_of(cells):
         cols = [f"{100 * statistics.fmean(g.errors):.1f}%" if (g := groups.get((design, size, s))) and g.errors
                 else "-" for s, _, _ in sets]
-        out.append(f"| {design} | {size} | " + " | ".join(cols) + " |")
+        out.append(f"| {text(design)} | {text(size)} | " + " | ".join(cols) + " |")
     return out + [""]
 
 
@@ -242,7 +247,7 @@ def secondary_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
         mine = [(s, k) for s, k, p in sets if p == primary]
         if not names:
             continue
-        out += [f"## Other metrics of the {primary} sets (mean ± sd over seeds)\n",
+        out += [f"## Other metrics of the {text(primary)} sets (mean ± sd over seeds)\n",
                 "| design | train size | set | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
         for design, size in rows_of(cells):
             for s, kind in mine:
@@ -255,7 +260,7 @@ def secondary_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
                     xs = [m[n] for m in ms if n in m]
                     sd = f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else ""
                     cols.append(f"{statistics.fmean(xs):.3f}{sd}" if xs else "-")
-                out.append(f"| {design} | {size} | {set_label(s, kind)} | " + " | ".join(cols) + " |")
+                out.append(f"| {text(design)} | {text(size)} | {text(set_label(s, kind))} | " + " | ".join(cols) + " |")
         out.append("")
     return out
 
@@ -274,7 +279,7 @@ def cost_table(r: Loaded, reference: str, n_boot: int) -> list[str]:
            "|---|---|---|---|---|---|"]
     for (design, size), ms in per.items():
         mean = lambda f: statistics.fmean(f(m) for m in ms)  # noqa: E731
-        out.append(f"| {design} | {size} | {mean(lambda m: m['train']['tokens']):,.0f} | "
+        out.append(f"| {text(design)} | {text(size)} | {mean(lambda m: m['train']['tokens']):,.0f} | "
                    f"{mean(lambda m: m['timings']['train_s']):.0f} | "
                    f"{mean(lambda m: m['train']['tokens_per_second']):.0f} | "
                    f"{mean(lambda m: m['timings']['eval_s']):.0f} |")
@@ -295,18 +300,18 @@ def diagnostics(r: Loaded, reference: str, n_boot: int) -> list[str]:
     trained = [sz for _, sz in rows_of(cells) if not sz.startswith("untuned")]
     size = sorted(set(trained), key=size_key)[-1] if trained else None
     out = ["## Design diagnostics: prompt quality vs fine-tuned quality\n",
-           f"From `sdelab diagnose` on the untuned model ({diag['examples']} training examples for the perplexities); "
-           f"in-context ({icl_items(diag, s)}) and fine-tuned scores on {set_label(s, kind)} ({primary}), fine-tuned "
-           f"at train size {size}. "
+           f"From `sdelab diagnose` on the untuned model ({text(diag['examples'])} training examples for the "
+           f"perplexities); in-context ({icl_items(diag, s)}) and fine-tuned scores on {text(set_label(s, kind))} "
+           f"({text(primary)}), fine-tuned at train size {text(size)}. "
            "Spearman's rho across designs between each prompt signal (higher = better prompt; perplexities are "
            "negated) and the fine-tuned score.\n",
-           "| design | prompt PPL | output PPL | " + " | ".join(f"k={k} in-context" for k in ks) +
+           "| design | prompt PPL | output PPL | " + " | ".join(f"k={text(k)} in-context" for k in ks) +
            " | fine-tuned |", "|---|---|---|" + "---|" * (len(ks) + 1)]
     for design, r in diag["designs"].items():
         g = groups.get((design, size, s))
         ft = statistics.fmean(g.values) if g and g.values else None
         icl = [(r["icl"][str(k)].get(s), r.get("icl_format_errors", {}).get(str(k), {}).get(s)) for k in ks]
-        out.append(f"| {design} | {r['prompt_ppl']:.2f} | {r['output_ppl']:.2f} | " +
+        out.append(f"| {text(design)} | {r['prompt_ppl']:.2f} | {r['output_ppl']:.2f} | " +
                    " | ".join("-" if v is None else f"{v:.3f}" + ("" if e is None else f" ({100 * e:.0f}% format "
                                                                   "errors)") for v, e in icl) +
                    f" | {'-' if ft is None else f'{ft:.3f}'} |")
@@ -316,10 +321,10 @@ def diagnostics(r: Loaded, reference: str, n_boot: int) -> list[str]:
         out += ["| prompt signal | Spearman rho with the fine-tuned score | p |", "|---|---|---|"]
         for name, xs in signals.items():
             if constant(xs) or constant(tuned):
-                out.append(f"| {name} | - (constant) | - |")
+                out.append(f"| {text(name)} | - (constant) | - |")
                 continue
             rho, p = spearmanr(xs, tuned)
-            out.append(f"| {name} | {rho:+.3f} | {p:.3f} |")
+            out.append(f"| {text(name)} | {rho:+.3f} | {p:.3f} |")
         out.append("")
     else:
         out.append("(Rank correlations need at least 3 designs with both diagnostics and fine-tuned scores.)\n")
@@ -328,7 +333,7 @@ def diagnostics(r: Loaded, reference: str, n_boot: int) -> list[str]:
 
 def icl_items(diag: dict, eval_set: str) -> str:
     n = diag.get("icl_examples", {}).get(eval_set)  # files written before --size record no count: all items
-    return f"first {n} items" if n is not None else "all items"
+    return f"first {text(n)} items" if n is not None else "all items"
 
 
 def constant(xs: list[float]) -> bool:

@@ -6,8 +6,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from sdelab.report.records import kind_label, majority
-from sdelab.results import CellRecord, finished_folders, read_cell
+from sdelab.report.records import kind_label, majority, read_records
+from sdelab.report.text import text
+from sdelab.results import CellRecord, read_cell
 
 
 def summarize(cells: list[CellRecord], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -47,16 +48,18 @@ def print_table(out_dir: Path, metric: str | None = None, title: str | None = No
     """Print the table of the given cell folders (default: every finished cell under out_dir) with rich and
     return it as markdown."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    header, rows = summarize([read_cell(f) for f in (folders or finished_folders(out_dir))], metric)
-    table = Table(title=title or str(out_dir))
+    # the cells a run just wrote, else the folder's records as every report reads them (report.records)
+    header, rows = summarize([read_cell(f) for f in folders] if folders else read_records(out_dir), metric)
+    table = Table(title=escape(title or str(out_dir)))  # names are text, not rich markup
     for h in header:
-        table.add_column(h)
+        table.add_column(escape(h))
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*map(escape, r))
     Console().print(table)
-    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-    md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    md = "| " + " | ".join(map(text, header)) + " |\n|" + "---|" * len(header) + "\n"
+    md += "".join("| " + " | ".join(map(text, r)) + " |\n" for r in rows)
     return md
 

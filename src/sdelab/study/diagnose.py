@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import replace
+from pathlib import Path
 
 from sdelab import fileio
+from sdelab.errors import SdelabError
 from sdelab.infer.perplexity import sample_nll
 from sdelab.metrics import PRIMARY
 from sdelab.study.context import Context, build_samples
@@ -19,6 +21,23 @@ from sdelab.tasks.task import subset
 
 DIAGNOSTICS = "diagnostics.json"
 PARTIAL = "diagnostics.partial.json"
+
+
+def _kept(partial: Path) -> dict:
+    """What a stopped run kept in `partial`: {} when nothing, or when the file is cut short or not one of sdelab's
+    (every design is measured again)."""
+    if not partial.exists():
+        return {}
+    try:
+        kept = fileio.read_json(partial)
+        designs = kept.get("designs") if isinstance(kept, dict) else None
+        if isinstance(designs, dict) and all(isinstance(r, dict) and {"prompt_ppl", "output_ppl", "icl"} <= set(r)
+                                             for r in designs.values()):
+            return kept
+    except SdelabError:
+        pass
+    print(f"[diagnose] {partial}: not a readable record of the stopped run; measuring every design again")
+    return {}
 
 
 def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None) -> dict:
@@ -44,7 +63,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
                 "icl_max_length": {str(k): c.formatter.max_length for k, c in icl_ctx.items()}}
     out = {**settings, "designs": {}}
     partial = ctx.out_dir / PARTIAL
-    kept = fileio.read_json(partial) if partial.exists() else {}
+    kept = _kept(partial)
     if {k: v for k, v in kept.items() if k != "designs"} == settings:  # measured with the same settings
         out["designs"] = kept["designs"]
     for d in ctx.designs:

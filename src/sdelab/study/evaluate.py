@@ -9,9 +9,11 @@ from pathlib import Path
 
 from sdelab import fileio
 from sdelab.design.options import Design
+from sdelab.errors import SdelabError
 from sdelab.metrics import score
 from sdelab.results import PredictionRow
 from sdelab.study.context import Context, EvalTarget
+from sdelab.study.modeling import SCORED, keeping
 from sdelab.tasks.task import Example
 
 
@@ -37,16 +39,34 @@ def evaluate_all(ctx: Context, work: Path, evaluate_one) -> tuple[dict, list[Pre
     work folder as soon as it is scored (and read back, so a resumed cell computes from the same values)."""
     metrics, rows, seconds = {}, [], 0.0
     for i, target in enumerate(ctx.targets):
-        part = work / "eval" / f"{i:03d}.json"
-        saved = fileio.read_json(part) if part.exists() else None
-        if saved is None or saved.get("key") != target.key:
+        part = work / SCORED / f"{i:03d}.json"
+        saved = scored(part, target.key)
+        if saved is None:
             t = time.perf_counter()
             m, got = evaluate_one(target)
-            part.parent.mkdir(exist_ok=True)
-            fileio.write_json(part, {"key": target.key, "metrics": m, "rows": [r.to_json() for r in got],
-                                     "seconds": time.perf_counter() - t})
-            saved = fileio.read_json(part)
-        metrics[target.key] = saved["metrics"]
-        rows += [PredictionRow(**r) for r in saved["rows"]]
-        seconds += saved["seconds"]
+            with keeping(work):
+                part.parent.mkdir(exist_ok=True)
+                fileio.write_json(part, {"key": target.key, "metrics": m, "rows": [r.to_json() for r in got],
+                                         "seconds": time.perf_counter() - t})
+            saved = scored(part, target.key)
+        metrics[target.key], got, s = saved
+        rows += got
+        seconds += s
     return metrics, rows, seconds
+
+
+def scored(part: Path, key: str) -> tuple[dict, list[PredictionRow], float] | None:
+    """The metrics, rows and seconds of set `key` as an interrupted run kept them in `part`; None when it has not
+    (another set's, or a file cut short by a crash: the set is scored again)."""
+    if not part.exists():
+        return None
+    try:
+        saved = fileio.read_json(part)
+        if saved.get("key") != key:
+            return None
+        if not isinstance(saved["metrics"], dict):
+            raise TypeError("metrics")
+        return saved["metrics"], [PredictionRow(**r) for r in saved["rows"]], float(saved["seconds"])
+    except (SdelabError, AttributeError, KeyError, TypeError, ValueError) as e:
+        print(f"[sdelab] {part}: not a readable scored set ({type(e).__name__}); scoring {key} again", flush=True)
+        return None

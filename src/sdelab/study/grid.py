@@ -5,12 +5,15 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from sdelab.config import Study, substudies
+from sdelab.config import EvalSet, Study, data_root, substudies
 from sdelab.design.codec import RENDER_REVISION
 from sdelab.design.options import Design, expand_designs
 from sdelab.errors import SdelabError
+from sdelab.models.catalog import model_fingerprint
+from sdelab.tasks.readers import file_sha256
 from sdelab.tasks.registry import get_task
 from sdelab.tasks.task import Task
 
@@ -68,16 +71,66 @@ def study_designs(study: Study, task: Task) -> list[Design]:
     return prompt_distinct(designs) if study.modeling != "generative" else designs
 
 
-def expand_all(study: Study, base_dir=None) -> list[SubStudy]:
+def expand_all(study: Study, base_dir=None, data_root_cli: str | None = None) -> list[SubStudy]:
     """Every (scalar) sub-study of a study with its cells, in a deterministic order."""
-    out = []
+    out, hashes = [], {}
     for axes, sub in substudies(study):
         task = get_task(sub.task, base_dir)
         names = {"task": task.name, "model": str(sub.model).rstrip("/").split("/")[-1],
                  "modeling": {"generative": "gen", "discriminative": "cls", "encoder": "enc"}[sub.modeling]}
         tag = "__".join(names[k] if k in names else f"{k}={v}" for k, v in axes.items())
         designs = study_designs(sub, task)
-        out.append(SubStudy(sub, task, tuple(designs), tuple(expand(sub, designs, tag))))
+        seen = inputs(sub, task, designs, data_root(sub, data_root_cli), base_dir, hashes)
+        out.append(SubStudy(sub, task, tuple(designs), tuple(expand(sub, designs, tag, seen))))
+    return out
+
+
+def input_files(study: Study, task: Task, designs: list[Design], root: Path, base_dir=None) -> dict[str, Path]:
+    """The files a sub-study's cells read, by 'task:split': each task's YAML, the training split, every evaluation
+    set's split and, when prompts carry demonstrations, the splits they are drawn from (context.prepare loads the
+    same)."""
+    sets = [s if isinstance(s, EvalSet) else EvalSet(set=s) for s in study.eval.sets or task.eval_splits()]
+    used = [(task, task.spec.train_split)]
+    demos = any(d.demos for d in designs) or any(s.demos for s in sets)
+    for s in sets:
+        name, _, split = s.set.rpartition(":")
+        other = get_task(name, base_dir) if name and name != task.name else task
+        used.append((other, split))
+        if demos:
+            used += [(other, d.demo_pool or other.spec.train_split) for d in designs if d.demos or d.demo_pool]
+            used += [(other, other.spec.train_split)] if other is not task else []
+    out = {}
+    for t, split in used:
+        if t.yaml_path:  # its templates, labels and row slices decide what the cells see, too
+            out.setdefault(f"{t.name}:task.yaml", Path(t.yaml_path))
+        if split in t.spec.splits:  # an unknown split is refused, with its name, by context.prepare
+            out.setdefault(f"{t.name}:{split}", t.split_path(split, root))
+    return out
+
+
+def inputs(study: Study, task: Task, designs: list[Design], root: Path, base_dir=None,
+           hashes: dict | None = None) -> dict[str, Any]:
+    """What a sub-study's cells read besides their settings: the content hash of every data file and the model's
+    weights fingerprint. Part of every cell's id: an edited data file or replaced weights give new cells (the old
+    ones stay in the folder, superseded), never "finished earlier, skipped". `hashes` memoizes by path."""
+    hashes = {} if hashes is None else hashes
+    data = {}
+    for key, path in sorted(input_files(study, task, designs, root, base_dir).items()):
+        if path not in hashes:
+            hashes[path] = file_sha256(path) if path.is_file() else "missing"  # prepare then names the file
+        data[key] = hashes[path]
+    return {"data": data, "model": model_fingerprint(study.model)}
+
+
+def changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two cell configs ('inputs.data.sst2:train', 'train.lr')."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
     return out
 
 
@@ -117,8 +170,9 @@ def _without_demos(design: Design) -> Design:
                               for f in ("demos", "demo_selection", "demo_similarity", "demo_pool")})
 
 
-def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]:
-    """The cells of a scalar study over its (distinct) designs."""
+def expand(study: Study, designs: list[Design], variant: str = "", inputs: dict | None = None) -> list[Cell]:
+    """The cells of a scalar study over its (distinct) designs; `inputs` (data and weights hashes) go into every
+    cell's config and id."""
     cells, untuned_seen = [], set()
     for design in designs:
         for size in study.train_sizes:
@@ -129,6 +183,7 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                     "prompt_format": study.prompt_format, "system_prompt": study.system_prompt,
                     "rationales": _rationales(study, design),
                     "train": study.train.model_dump(), "eval": study.eval.model_dump(), "render": RENDER_REVISION,
+                    "inputs": inputs,
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
         for k in (study.untuned if study.modeling == "generative" else []):  # the untuned base model, zero-shot
@@ -142,7 +197,7 @@ def expand(study: Study, designs: list[Design], variant: str = "") -> list[Cell]
                       "train_size": study.train_sizes[0],
                       # prompts are cut to fit it (a k-shot prompt's demonstrations): another length, another cell
                       "max_length": study.train.max_length,
-                      "rationales": _rationales(study, d), "render": RENDER_REVISION}
+                      "rationales": _rationales(study, d), "render": RENDER_REVISION, "inputs": inputs}
             same = json.dumps({**config, "design": {**config["design"], "name": None}}, sort_keys=True, default=str)
             if same in untuned_seen:
                 continue

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from sdelab import fileio
 from sdelab.design.codec import label_texts, parse, response_text
 from sdelab.design.options import Design
 from sdelab.design.sample import Sample
@@ -21,10 +22,12 @@ from sdelab.results import TRAIN_LOG, PredictionRow
 from sdelab.study.context import Context, EvalTarget, build_samples, heads
 from sdelab.study.grid import Cell
 from sdelab.tasks.task import Example, Task
-from sdelab.train.loop import (ClsItem, OnUpdate, TrainSettings, TrainStats, add_lora, memory_needed,
-                              train_discriminative, train_generative)
+from sdelab.train.loop import (ClsItem, OnUpdate, TrainSettings, TrainStats, add_lora, train_discriminative,
+                              train_generative)
+from sdelab.train.memory import available_bytes, static_needed
 
 CHECKPOINT = "checkpoint/train_state.pt"  # in the cell's work folder (store.RESUMABLE)
+SCORED = "eval"  # the work folder's evaluation sets scored so far (study.evaluate; store.RESUMABLE)
 
 
 @dataclass
@@ -59,36 +62,35 @@ def _cached(ctx: Context, kind: str, precision: str, load):
 
 def check_memory(model, s: TrainSettings) -> dict:
     """The static memory a training step needs (weights, gradients, AdamW state), refused before training when
-    it exceeds what the machine has available."""
-    need = memory_needed(model, s)
-    avail = _available_gib()
-    need["available_gib"] = avail
+    it exceeds what the machine has available (the activations are the loop's: train/memory.py)."""
+    need = static_needed(model)
+    avail = available_bytes()
+    need["available_gib"] = round(avail / 2**30, 1) if avail is not None else None
     total = need["weights_gib"] + need["gradients_adam_gib"]
-    if avail is not None and total > 0.9 * avail:
+    if avail is not None and total > 0.9 * avail / 2**30:
         raise SdelabError(f"training needs about {total:.1f} GiB for weights, gradients and AdamW state before any "
-                          f"activation, and {avail:.1f} GiB are available: use LoRA (train.lora) or a smaller model",
-                          field="train.lora")
+                          f"activation, and {avail / 2**30:.1f} GiB are available: use LoRA (train.lora) or a "
+                          "smaller model", field="train.lora")
     return need
-
-
-def _available_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
 
 
 def _finish_training(model, s: TrainSettings, work: Path):
     """Save what was trained (the adapter; the whole model under full fine-tuning) and return the model to
     evaluate (LoRA merged into a copy of the base: plain linear layers)."""
-    if s.full:
-        model.save_pretrained(work / "model")
-        return model
-    model.save_pretrained(work / "adapter")
-    return model.merge_and_unload()
+    with keeping(work):
+        model.save_pretrained(work / ("model" if s.full else "adapter"))
+    return model if s.full else model.merge_and_unload()
+
+
+def keeping(work: Path):
+    """Running out of disk space while a cell trains, saves or scores: one error naming the file written, and what
+    the cell's work folder keeps to resume from."""
+    def kept() -> str:
+        got = [f"the last checkpoint in {(work / CHECKPOINT).parent}"] if (work / CHECKPOINT).exists() else []
+        got += [f"the sets scored in {work / SCORED}"] if any((work / SCORED).glob("*.json")) else []
+        return " and ".join(got) + (" are kept" if len(got) > 1 else " is kept") if got else \
+            "nothing of this cell was kept yet (it starts over)"
+    return fileio.on_disk_full(work, kept)
 
 
 def _prompts(f: Formatter, samples: list[Sample], reserve: int) -> tuple[list[list[int]], list[bool]]:
@@ -113,9 +115,10 @@ class Generative:
         torch.manual_seed(cell.seed)
         lm = add_lora(copy.deepcopy(lm), s, cell.seed)
         memory = check_memory(lm, s)
-        stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / TRAIN_LOG,
-                                 desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
-                                 checkpoint=work / CHECKPOINT, on_update=on_update)
+        with keeping(work):
+            stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / TRAIN_LOG,
+                                     desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
+                                     checkpoint=work / CHECKPOINT, on_update=on_update)
         return Fitted(_finish_training(lm, s, work), stats, len(encoded), sum(1 for e in encoded if e.truncated),
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 
@@ -211,9 +214,10 @@ class Head:
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
         memory = check_memory(model, s)
-        stats = train_discriminative(model, items, n_heads, s, cell.seed, ctx.cls_pad_id, work / TRAIN_LOG,
-                                     desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}",
-                                     checkpoint=work / CHECKPOINT, on_update=on_update)
+        with keeping(work):
+            stats = train_discriminative(model, items, n_heads, s, cell.seed, ctx.cls_pad_id, work / TRAIN_LOG,
+                                         desc=f"train {design.name} (head) n={cell.train_size} s={cell.seed}",
+                                         checkpoint=work / CHECKPOINT, on_update=on_update)
         return Fitted(_finish_training(model, s, work), stats, len(items), sum(cut),
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 

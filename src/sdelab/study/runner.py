@@ -14,32 +14,57 @@ from pathlib import Path
 import torch
 
 from sdelab import __version__, results
+from sdelab.errors import SdelabError
 from sdelab.models.tokenize import encode_train
 from sdelab.study import store
 from sdelab.study.context import Context, build_samples, cell_train
 from sdelab.study.evaluate import evaluate, evaluate_all
-from sdelab.study.grid import Cell, run_order
-from sdelab.study.modeling import MODELINGS, Fitted
+from sdelab.study.grid import Cell, changed, run_order
+from sdelab.study.modeling import MODELINGS, Fitted, keeping
 from sdelab.tasks.task import subset
 
 
 def run_study(ctx: Context, cells: list[Cell], log=print) -> list[Path]:
     """Every unfinished cell of `cells`, in the study's run order; the finished ones are skipped."""
     cells = run_order(ctx.study, cells)
-    done = []
+    done, elsewhere = [], 0
     for i, cell in enumerate(cells, 1):
-        earlier = store.finished(ctx.out_dir, cell.folder_name)
-        if earlier:
-            log(f"[{i}/{len(cells)}] {earlier.name}: finished earlier, skipped")
+        at = f"[{i}/{len(cells)}]"
+        if earlier := store.finished(ctx.out_dir, cell.folder_name):
+            log(f"{at} {earlier.name}: finished earlier, skipped")
             done.append(earlier)
             continue
-        what = (f"untuned base model, {cell.untuned} demonstrations" if cell.untuned is not None else
-                f"training on {cell.train_size} examples, seed {cell.seed}")
-        if kept := store.kept(ctx.out_dir, cell.folder_name):
-            what += f" (resuming from the interrupted run's {' and '.join(kept)})"
-        log(f"[{i}/{len(cells)}] {cell.folder_name}: {what}")
-        done.append(run_cell(ctx, cell))
+        with store.claim(ctx.out_dir, cell.folder_name) as mine:
+            if not mine:
+                log(f"{at} {cell.folder_name}: another process is running it, skipped")
+                elsewhere += 1
+                continue
+            if earlier := store.finished(ctx.out_dir, cell.folder_name):  # finished while we were checking
+                log(f"{at} {earlier.name}: finished by another process, skipped")
+                done.append(earlier)
+                continue
+            log(f"{at} {cell.folder_name}: {describe(ctx, cell)}")
+            done.append(run_cell(ctx, cell))
+    if elsewhere:
+        log(f"{elsewhere} cells were left to the other process running them; `sdelab report` reads every finished "
+            "cell once they land")
     return done
+
+
+def describe(ctx: Context, cell: Cell) -> str:
+    """What the cell does, and why it runs although the folder holds this design, size and seed already."""
+    what = (f"untuned base model, {cell.untuned} demonstrations" if cell.untuned is not None else
+            f"training on {cell.train_size} examples, seed {cell.seed}")
+    if kept := store.kept(ctx.out_dir, cell.folder_name):
+        what += f" (resuming from the interrupted run's {' and '.join(kept)})"
+    elif (before := store.predecessor(ctx.out_dir, cell.folder_name)) is not None:
+        try:
+            diff = changed(results.read_config(before), cell.config)
+        except SdelabError:
+            diff = []
+        what += (f"; runs again because {', '.join(diff[:4])}{' ...' if len(diff) > 4 else ''} changed since "
+                 f"{before.name}" if diff else f"; {before.name} stays beside it") + " (the older cell is superseded)"
+    return what
 
 
 def run_cell(ctx: Context, cell: Cell) -> Path:
@@ -55,7 +80,9 @@ def run_cell(ctx: Context, cell: Cell) -> Path:
     head = {"cell": cell.id, "variant": cell.variant, "design": cell.design.name,
             "modeling": cell.config["modeling"], "train_size": cell.train_size, "seed": cell.seed,
             "untuned": cell.untuned}
-    results.write_cell(work, head, metrics, rows, _manifest(ctx, cell, fitted, {**fitted.timings, "eval_s": eval_s}))
+    manifest = _manifest(ctx, cell, fitted, {**fitted.timings, "eval_s": eval_s})
+    with keeping(work):  # a full disk: the error names the file and the checkpoint kept to resume from
+        results.write_cell(work, head, metrics, rows, manifest)
     return store.commit(work)
 
 

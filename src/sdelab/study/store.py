@@ -1,10 +1,16 @@
 """Run folders: a cell is built in '<name>.partial/' and renamed when complete, so a folder without that suffix
 is always a finished cell; an interrupted one resumes from what its '.partial' folder kept (the training
-checkpoint, each evaluation set already scored)."""
+checkpoint, each evaluation set already scored). Processes sharing a folder (shards, or the same study started
+twice) claim a cell before touching it: an exclusive lock the kernel drops when the process ends, however it
+ends, so a killed run never leaves a cell stuck."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from sdelab.errors import SdelabError
@@ -22,6 +28,39 @@ def finished(out_dir: Path, folder_name: str) -> Path | None:
         if (p / METRICS).exists():
             return p
     return None
+
+
+CLAIMS = ".claims"  # <out>/.claims/<cell id>.lock: one lock file per cell, left in place (empty)
+
+
+@contextlib.contextmanager
+def claim(out_dir: Path, folder_name: str) -> Iterator[bool]:
+    """Hold the cell for this process: yields True, or False at once when another process holds it."""
+    cell_id = folder_name.rsplit("__", 1)[-1]
+    try:
+        (out_dir / CLAIMS).mkdir(parents=True, exist_ok=True)
+        f = open(out_dir / CLAIMS / f"{cell_id}.lock", "a")
+    except OSError as e:
+        raise SdelabError(f"cannot write the run folder: {e.strerror}", path=out_dir) from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def predecessor(out_dir: Path, folder_name: str) -> Path | None:
+    """The most recent finished folder of the same design, size and seed under another id (the study, a data file
+    or the weights changed since), so the log can say why the cell runs again."""
+    stem = folder_name.rsplit("__", 1)[0]
+    found = [p for p in out_dir.glob(f"{glob.escape(stem)}__*") if p.name != folder_name
+             and p.name.rsplit("__", 1)[0] == stem and (p / METRICS).exists()] if out_dir.exists() else []
+    return max(found, key=lambda p: (p / METRICS).stat().st_mtime) if found else None
 
 
 def adopt(out_dir: Path, folder_name: str, sources: list[Path]) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,11 +31,27 @@ def guess_format(path: Path) -> str:
     return fmt
 
 
-def read_text(path: Path) -> str:
-    """UTF-8 (with or without BOM); anything else is named as an error with the offending line."""
+def check_file(path: Path) -> None:
+    """A data file is a readable regular file: a missing one, a folder, a link to nowhere (a loop such as
+    `ln -s loop loop`, or a missing target) or an unreadable one is named as such."""
+    if path.is_symlink() and not path.exists():
+        raise SdelabError(f"a symbolic link that leads nowhere (to {os.readlink(path)}: a link loop, or a missing "
+                          "file); point it at the data file", path=path)
     if not path.exists():
         raise SdelabError("data file not found", path=path)
-    raw = path.read_bytes()
+    if path.is_dir():
+        raise SdelabError("is a folder, not a data file; give the path of a file in it", path=path)
+    if not path.is_file():
+        raise SdelabError("not a regular file (a device or a pipe?); give the path of a data file", path=path)
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 (with or without BOM); anything else is named as an error with the offending line."""
+    check_file(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise SdelabError(f"cannot read the data file: {e.strerror}", path=path) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -53,6 +70,7 @@ def read_rows(path: str | Path, fmt: str | None = None, columns: dict[str, str] 
     (default: the plain formats of READERS; sdelab.tasks.formats passes the data-set layouts too)."""
     path = Path(path)
     readers = READERS if readers is None else readers
+    check_file(path)  # before guessing the format from a name that may not be a file at all
     fmt = fmt or guess_format(path)
     if fmt not in readers:
         raise SdelabError(f"unknown format '{fmt}'; known: {', '.join(readers)}", path=path, field="format")

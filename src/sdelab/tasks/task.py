@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ CLASSIFICATION = ("single_classification", "pair_classification")
 # a {name} that reads as a field name (design/codec.py fills {field} for each input, and leaves other braces)
 PLACEHOLDER = re.compile(r"\{([\w.-]+)\}")
 UNMENTIONED = "unmentioned"  # the reserved label of an aspect the text does not mention (multi_aspect)
+ROW_SLICE = re.compile(r"\s*(-?\d+)?\s*:\s*(-?\d+)?\s*")  # a split's `rows:` ('0:2500', '2500:', ':-100')
 
 
 class _Strict(BaseModel):
@@ -45,6 +47,14 @@ class SplitSpec(_Strict):
     rows: str | None = Field(None, description="A slice 'start:end' of the file's rows (to split one file).")
     domain: Literal["in", "out"] = Field("in", description="In-domain or out-of-domain relative to train.")
     evaluate: bool = Field(True, description="Evaluated by default (false for pools of demonstrations).")
+
+    @field_validator("rows")
+    @classmethod
+    def _row_slice(cls, v):
+        if v is not None and not ROW_SLICE.fullmatch(v):
+            raise ValueError(f"rows takes a slice 'start:end' of the file's rows (0-based, end not included; either "
+                             f"may be left out, e.g. '0:2500' or '2500:')")
+        return v
 
     @field_validator("format")
     @classmethod
@@ -193,8 +203,14 @@ class Task:
         spec = self._split(split)
         if spec.path.startswith("{data_root}"):
             return Path(str(data_root) + spec.path[len("{data_root}"):])
-        base = self.yaml_path.parent if self.yaml_path else Path.cwd()
-        return (base / spec.path).resolve()
+        path = (self.yaml_path.parent if self.yaml_path else Path.cwd()) / spec.path
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError):  # a symbolic link loop (RuntimeError before Python 3.13)
+            resolved = None
+        # a link to nowhere keeps its own name (readers.check_file says where it points)
+        return resolved if resolved is not None and (resolved.exists() or not path.is_symlink()) else \
+            Path(os.path.abspath(path))
 
     def _split(self, split: str) -> SplitSpec:
         if split not in self.spec.splits:
@@ -211,8 +227,11 @@ class Task:
         columns = {**(spec.columns or self.spec.columns or {}), **(extra_columns or {})}
         rows = read_rows(path, spec.format, columns)
         if spec.rows:
-            a, _, b = spec.rows.partition(":")
-            rows = rows[int(a) if a else None:int(b) if b else None]
+            a, b = ROW_SLICE.fullmatch(spec.rows).groups()
+            n, rows = len(rows), rows[int(a) if a else None:int(b) if b else None]
+            if not rows:
+                raise SdelabError(f"rows '{spec.rows}' selects none of the {n} rows of {path.name}",
+                                  path=self.yaml_path, field=f"splits.{split}.rows")
         out, self.skipped[split] = [], 0
         for row in rows:
             fields = {}

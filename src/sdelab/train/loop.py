@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
+import pickle
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from sdelab import fileio
 from sdelab.errors import SdelabError
 from sdelab.models.precision import autocast
 from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
 from sdelab.train.batching import collate, length_grouped_batches
-from sdelab.train.speed import applied, plan_speed
+from sdelab.train.memory import OPTIMIZER_BYTES, SAFETY, available_bytes, chunked, dimensions
+from sdelab.train.speed import applied, plan_speed, pretrained_of
 
 
 @dataclass
@@ -167,13 +169,19 @@ def train_discriminative(model, items: list[ClsItem], heads: int, s: TrainSettin
                   checkpoint, on_update)
 
 
-def memory_needed(model, s: TrainSettings) -> dict:
-    """Bytes the model's weights, the trainable weights' gradients and AdamW's two moments (fp32) take; the
-    activations come on top (docs/performance.md measures them per token)."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"parameters": sum(p.numel() for p in model.parameters()), "trainable": trainable,
-            "weights_gib": round(weights / 2**30, 6), "gradients_adam_gib": round(trainable * 12 / 2**30, 6)}
+def eager_attention(module, speed) -> bool:
+    """Whether the steps run eager attention (its score matrices grow with the square of the length)."""
+    model = pretrained_of(module)
+    return speed.attention == "eager" or getattr(getattr(model, "config", None), "_attn_implementation", None) \
+        == "eager"
+
+
+def budget(module) -> float | None:
+    """Bytes a step may take above the loaded model: a share of what is available, less the optimizer's state."""
+    avail = available_bytes()
+    if avail is None:
+        return None
+    return SAFETY * avail - dimensions(module)["trainable"] * OPTIMIZER_BYTES
 
 
 def _fingerprint(s: TrainSettings, seed: int, plan: list[list[int]], encoded: list) -> str:
@@ -190,16 +198,18 @@ def _save_checkpoint(path: Path, fingerprint: str, module, opt, sched, stats: Tr
              "params": {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad},
              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    fileio.write_with(path, lambda f: torch.save(state, f))
 
 
 def _load_checkpoint(path: Path | None, fingerprint: str) -> dict | None:
     if path is None or not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fingerprint:  # another configuration or data: start over
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # cut short, or not one
+        print(f"[sdelab] {path}: not a readable checkpoint ({type(e).__name__}); training from the start", flush=True)
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:  # other settings or data: start over
         return None
     return state
 
@@ -250,11 +260,13 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         stats, start, (run_loss, run_n) = TrainStats(**state["stats"]), state["step"], state["run"]
-    # a private generator: the loader's draw of a worker seed must not shift the dropout stream of a resumed run
-    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan[start:], collate_fn=collate_fn,
-                                         generator=torch.Generator())
     speed = plan_speed(module, s.compile, sum(lengths[i] for b in plan[start:] for i in b),
                        max(lengths, default=0))
+    chunks, fit = chunked(plan, encoded, dimensions(module), eager_attention(module, speed), budget(module), desc)
+    chunks = [c for c in chunks if c.step > start]
+    # a private generator: the loader's draw of a worker seed must not shift the dropout stream of a resumed run
+    loader = torch.utils.data.DataLoader(encoded, batch_sampler=[c.indices for c in chunks], collate_fn=collate_fn,
+                                         generator=torch.Generator())
     model, opt, loader, sched = acc.prepare(module, opt, loader, sched)
     model.train()
 
@@ -267,13 +279,24 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
                disable=not acc.is_main_process, mininterval=1.0)
     checkpoint = checkpoint if acc.is_main_process else None
     first_step, loop_t0 = None, time.perf_counter()
+    step_loss = 0.0
     with applied(module, speed):
-        for step, batch in enumerate(loader, start + 1):
-            update = step % s.grad_accum == 0 or step == len(plan)
-            with (nullcontext() if update else acc.no_sync(model)):
-                with autocast(s.precision):
-                    loss = model(**batch)
-                acc.backward(loss / s.grad_accum)
+        for chunk, batch in zip(chunks, loader):
+            step = chunk.step
+            update = chunk.last and (step % s.grad_accum == 0 or step == len(plan))
+            if chunk.weight:  # (a chunk without a labelled token adds nothing to the batch's loss)
+                with (nullcontext() if update else acc.no_sync(model)):
+                    with autocast(s.precision):
+                        loss = model(**batch)
+                    acc.backward(loss * chunk.weight / s.grad_accum)
+                step_loss += float(loss.detach()) * chunk.weight
+            n_tok = int(batch["attention_mask"].sum())
+            stats.tokens += n_tok
+            if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
+                stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
+            stats.examples += batch["input_ids"].shape[0]
+            if not chunk.last:
+                continue
             if update:
                 if s.max_grad_norm:
                     acc.clip_grad_norm_(params, s.max_grad_norm)
@@ -282,12 +305,7 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
                 opt.zero_grad(set_to_none=True)
             if first_step is None:  # with compiling: mostly the compile
                 first_step = time.perf_counter() - loop_t0
-            n_tok = int(batch["attention_mask"].sum())
-            stats.tokens += n_tok
-            if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
-                stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
-            stats.examples += batch["input_ids"].shape[0]
-            loss_value = float(loss.detach())
+            loss_value, step_loss = step_loss, 0.0
             run_loss += loss_value
             run_n += 1
             stats.steps = step
@@ -318,7 +336,7 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
         log.close()
     stats.seconds = time.perf_counter() - t0
     if first_step is not None:
-        stats.speed = {**speed.to_dict(), "first_step_s": round(first_step, 2)}
+        stats.speed = {**speed.to_dict(), "first_step_s": round(first_step, 2), "memory": fit}
     if checkpoint and (state is None or start < len(plan)):  # the trained state, for a resume that only evaluates
         _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, len(plan), (0.0, 0))
     if s.tracking:
