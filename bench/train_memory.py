@@ -32,7 +32,7 @@ def one(model: str, batch: int, length: int) -> dict:
 
     from sdelab.models.catalog import resolve_model
     from sdelab.models.load import load_causal_lm, set_threads
-    from sdelab.models.precision import autocast
+    from sdelab.models.device import autocast
     from sdelab.models.tokenize import IGNORE
     from sdelab.train.loop import CausalLMLoss, TrainSettings, add_lora
     from sdelab.train.memory import dimensions

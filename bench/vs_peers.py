@@ -63,7 +63,7 @@ def _inputs(args):
 
 def _held_loss(lm, held_enc, pad_id) -> float:
     """Mean loss over the response tokens of held-out samples: the same function for every trained model."""
-    from sdelab.models.precision import autocast
+    from sdelab.models.device import autocast
     from sdelab.train.batching import collate
     from sdelab.train.loop import CausalLMLoss
 
@@ -184,7 +184,7 @@ def part_eval(args) -> dict:
     from sdelab.design import parse
     from sdelab.design.codec import label_texts
     from sdelab.infer.generate import contiguous_output_layer, generate
-    from sdelab.models.precision import autocast
+    from sdelab.models.device import autocast
     from sdelab.infer.prefix import common_prefix
     from sdelab.infer.score import score_candidates
     from sdelab.models.load import load_causal_lm

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,11 +20,14 @@ def _run(args) -> int:
     from sdelab.study.grid import expand_all
     from sdelab.study.runner import estimate_tokens, run_study
 
+    check_emit(args)
     study, path = load_study(args.study)
     subs = expand_all(study, path.parent, args.data_root)
     cells = [c for s in subs for c in s.cells]
     mine = {c.id for c in only(shard(cells, args.shard) if args.shard else cells, args.only)}
     out = output_dir(study, args.output_dir)
+    if args.emit:  # the Slurm files of the study's shards; nothing is prepared or trained here
+        return emit_slurm(args, study.name, path, cells, out)
     if args.dry_run:
         total = 0
         ctxs, tokens = {}, {}  # prepared once, shared with the plan below
@@ -47,23 +51,28 @@ def _run(args) -> int:
     # every sub-study is checked (data, designs, rationales, tokenizer) before anything is trained or written
     plan = [(prepare(sub, path, args.data_root, str(out), checkpoint_every=args.checkpoint_every), todo)
             for sub in subs if (todo := [c for c in sub.cells if c.id in mine])]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
-    fileio.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
+    main = fileio.is_main_process()  # under a data-parallel launch the others only train (study/runner.py)
+    if main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SdelabError(f"cannot create the output folder: {e.strerror}", path=out) from None
+        fileio.write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     for _, todo in plan:
-        for c in todo if args.reuse else []:
+        for c in todo if args.reuse and main else []:
             with store.claim(out, c.folder_name) as held:
                 if held and not store.finished(out, c.folder_name) and (got := store.adopt(out, c.folder_name,
                                                                                              args.reuse)):
                     print(f"{got.name}: reused from {(got / 'reused_from.txt').read_text().strip()}")
     folders = []
     for ctx, todo in plan:
-        print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision}), "
-              f"task {ctx.study.task}, output {ctx.out_dir}")
+        if main:
+            print(f"study '{study.name}': {len(todo)} cells, model {ctx.study.model} ({ctx.precision} on "
+                  f"{ctx.device}), task {ctx.study.task}, output {ctx.out_dir}")
         folders += run_study(ctx, todo)
         ctx.cache.clear()  # free this model before the next sub-study loads its own
+    if not main:
+        return 0
     md = print_table(out, title=study.name, folders=folders)
     fileio.write_text(out / "table.md", md)
     return 0
@@ -140,7 +149,8 @@ def _render(args) -> int:
     pool = subset(ctx.train_pool, size, study.seeds[0])
     for d in designs:
         console.rule(f"design {d.name}")
-        shown = attach_rationales(ctx.task, pool[: args.n], study.rationales, d.reasoning != "none")
+        shown = attach_rationales(ctx.task, pool[: args.n], study.rationales, d.reasoning != "none",
+                                  device=ctx.device)
         for sample in build_samples(ctx, ctx.task, d, shown, pool, study.seeds[0]):
             enc = encode_train(ctx.formatter, sample)
             text = Text()
@@ -250,6 +260,43 @@ def _claims(args) -> int:
     return 0
 
 
+def check_emit(args) -> None:
+    """`run --emit` writes files for the shards to run later: flags of a run here make no sense with it, and the
+    Slurm flags none without it."""
+    if args.emit:
+        clash = [f for f, given in (("--shard", args.shard), ("--only", args.only), ("--dry-run", args.dry_run))
+                 if given]
+        if clash:
+            raise SdelabError(f"--emit {args.emit} writes one shard per array task of the whole study; "
+                              f"{' and '.join(clash)} cannot go with it")
+    elif given := [f for f, v in (("--shards", args.shards), ("--sbatch", args.sbatch),
+                                  ("--launcher", args.launcher)) if v]:
+        raise SdelabError(f"{', '.join(given)}: only with --emit slurm (they describe the Slurm jobs it writes)")
+
+
+def emit_slurm(args, name: str, path: Path, cells: list, out: Path) -> int:
+    """Write `<out>/slurm/` (study/slurm.py) and say how to submit it and what each shard holds."""
+    from sdelab.study import slurm, store
+
+    todo = {c.id for c in cells if not store.finished(out, c.folder_name)}
+    n = args.shards or max(1, len(todo))
+    if n > len(cells):
+        raise SdelabError(f"--shards {n}: the study has {len(cells)} cells, so at most {len(cells)} shards")
+    run_args = [*(["--data-root", str(Path(args.data_root).absolute())] if args.data_root else []),
+                *[x for r in args.reuse for x in ("--reuse", str(r.absolute()))],
+                *(["--checkpoint-every", str(args.checkpoint_every)] if args.checkpoint_every != 600.0 else [])]
+    job = slurm.ArrayJob(name, path.absolute(), out, n, Path.cwd(), args.launcher or slurm.default_launcher(),
+                         tuple(args.sbatch), tuple(run_args))
+    d = slurm.write(job)
+    held = [sum(c.id in todo for c in shard(cells, f"{i}/{n}")) for i in range(n)]
+    each = f"{held[0]} each" if len(set(held)) == 1 else f"{min(held)} to {max(held)} each: " + ", ".join(
+        map(str, held))
+    print(f"wrote {', '.join(slurm.FILES)} to {d}")
+    print(f"{n} shards of study '{name}', cells to run: {len(todo)} of {len(cells)} ({each})")
+    print(f"submit with: bash {shlex.quote(str(d / 'submit.sh'))}")
+    return 0
+
+
 def shard(cells: list, spec: str) -> list:
     """Cells i, i+n, i+2n, ... of the deterministic cell list for `--shard i/n` (i from 0)."""
     i, n = shard_spec(spec)
@@ -306,6 +353,23 @@ def _shard(text: str) -> str:
     return text
 
 
+def _sbatch(text: str) -> str:
+    from sdelab.study.slurm import check_option
+    try:
+        return check_option(text)
+    except SdelabError as e:
+        raise argparse.ArgumentTypeError(e.message.removeprefix(f"--sbatch {text!r}: ").removeprefix(
+            f"--sbatch '{text}': ")) from None
+
+
+def _launcher(text: str) -> str:
+    from sdelab.study.slurm import check_launcher
+    try:
+        return check_launcher(text)
+    except SdelabError as e:
+        raise argparse.ArgumentTypeError(e.message.removeprefix("--launcher ")) from None
+
+
 def _folder(text: str) -> Path:
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"'{text}' is not a folder" if Path(text).exists() else
@@ -353,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint-every", type=_seconds, default=600.0, metavar="SECONDS",
                    help="save the training state of the cell in progress this often (default 600; 0: after every "
                         "optimizer step); a stopped run resumes from it")
+    r.add_argument("--emit", choices=["slurm"], help="write the study's shards as a Slurm job array and its report "
+                                                     "as a job after them (into <output dir>/slurm/), and stop")
+    r.add_argument("--shards", type=_positive_int, help="with --emit: how many array tasks (default: the number of "
+                                                        "cells not finished yet)")
+    r.add_argument("--sbatch", action="append", default=[], type=_sbatch, metavar="OPT",
+                   help="with --emit: an '#SBATCH OPT' line, e.g. --sbatch --partition=gpu --sbatch --gres=gpu:1 "
+                        "(repeatable)")
+    r.add_argument("--launcher", type=_launcher, metavar="CMD",
+                   help="with --emit: the command that runs sdelab in each task, as given (default: this Python "
+                        "-m sdelab), e.g. 'accelerate launch --multi_gpu --num_processes 4 -m sdelab'")
     r.set_defaults(fn=_run)
     pl = sub.add_parser("plan", help="before running: the smallest effect each comparison can resolve (80%% power) "
                                      "and the study's cost in CPU-hours on this machine")
@@ -406,9 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def sbatch_values(argv: list[str]) -> list[str]:
+    """'--sbatch --partition=gpu' as '--sbatch=--partition=gpu': argparse would take a value that starts with '-'
+    for a flag of its own, and every sbatch option starts with one."""
+    out, rest = [], iter(argv)
+    for a in rest:
+        out.append(f"--sbatch={next(rest, '')}" if a == "--sbatch" else a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sbatch_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.fn(args)
     except SdelabError as e:

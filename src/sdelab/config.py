@@ -51,8 +51,9 @@ class TrainSection(_Strict):
     max_grad_norm: float = Field(1.0, ge=0)
     max_length: int = Field(512, ge=16, description="Token budget per sample; the input is truncated, never "
                                                     "the target.")
-    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="'auto': bf16 where the hardware "
-                                                                            "has it.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="'auto': bf16 where the "
+                                                                "device computes it natively, fp16 (with gradient "
+                                                                "scaling) on a GPU that has only that, else fp32.")
     group_by_length: bool = Field(True, description="Length-grouped batches (less padding).")
     freeze_embeddings: bool = Field(False, description="Full fine-tuning only: keep the input embedding matrix "
                                     "frozen (an encoder's 250k-word vocabulary is most of its weights; its AdamW "
@@ -99,6 +100,10 @@ class EvalSection(_Strict):
                                                         "label's log-probabilities with end-of-sequence (sequence), "
                                                         "or its first token's alone (first_token, as the GenFT code).")
     decoding: Decoding | None = Field(None, description="Sampled decoding (default: greedy).")
+    backend: Literal["builtin", "vllm"] = Field("builtin", description="vllm: generation and label scoring "
+                                                "through vLLM (GPU only, pip install vllm; off by default; the "
+                                                "built-in path is the tested one; docs/scaling.md). Speed only: "
+                                                "not part of a cell's id.")
 
 
 SAFE_NAME = re.compile(r"\w[\w.+=-]{0,99}")
@@ -135,6 +140,17 @@ class Study(_Strict):
     data_root: str | None = Field(None, description="Folder of the shared data sets (default: $SDELAB_DATA_ROOT "
                                                     "or ../shared/data).")
     output_dir: str | None = Field(None, description="Where run folders go (default: runs/<name>).")
+    device: str | None = Field(None, description="Where every model runs: auto (CUDA, else Apple MPS, else CPU), "
+                               "cpu, cuda, cuda:N or mps; $SDELAB_DEVICE overrides it. Not part of a cell's id "
+                               "(the manifest records it).")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        from sdelab.models.device import DEVICE_NAMES
+        if v is not None and not DEVICE_NAMES.fullmatch(v):
+            raise ValueError(f"not a device: {v!r}; use auto, cpu, cuda, cuda:N or mps")
+        return v
 
     @field_validator("name")
     @classmethod

@@ -17,6 +17,19 @@ UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), 
 os.umask(UMASK)
 
 
+def is_main_process() -> bool:
+    """Not one of the other processes of a data-parallel launch (their global RANK is not 0): the run folder's
+    one writer."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+def only_main(path: Path) -> None:
+    """Refuse a run-folder write from a process that is not the main one: a bug, never a user's error."""
+    if not is_main_process():
+        raise RuntimeError(f"process {os.environ.get('RANK')} of a data-parallel launch tried to write {path}: "
+                           "only the main process writes the run folder")
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 

@@ -144,6 +144,7 @@ def top_answer_share(rows: list[PredictionRow]) -> float | None:
 
 
 def write_config(work: Path, config: dict) -> None:
+    fileio.only_main(work)
     fileio.write_yaml(work / CONFIG, config)
 
 
@@ -156,6 +157,7 @@ def write_cell(work: Path, head: dict, eval_metrics: dict[str, dict], rows: list
                manifest: dict) -> None:
     """The finished cell's files; metrics.json last. `head`: cell, variant, design, modeling, train_size, seed,
     untuned."""
+    fileio.only_main(work)
     fileio.write_jsonl(work / PREDICTIONS, [r.to_json() for r in rows])
     eval_metrics = {k: {**m, "top_answer_share": top_answer_share([r for r in rows if r.eval_set == k])}
                     for k, m in eval_metrics.items()}

@@ -92,7 +92,7 @@ def test_full_parameter_fine_tuning(tmp_path, tiny_model_dir, tiny_task_yaml):
 def test_full_fine_tuning_that_cannot_fit_is_refused_before_training(tmp_path, tiny_model_dir, tiny_task_yaml,
                                                                      capsys, monkeypatch):
     from sdelab.study import modeling
-    monkeypatch.setattr(modeling, "available_bytes", lambda: 1000)
+    monkeypatch.setattr(modeling, "available_bytes", lambda *_: 1000)
     p = study(tmp_path, tiny_model_dir, tiny_task_yaml, train={"lora": None}, eval={"sets": ["test_id"]})
     assert main(["run", str(p)]) == 2
     err = capsys.readouterr().err

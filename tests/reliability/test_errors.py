@@ -69,7 +69,7 @@ def test_row_slices_that_parse_still_work(tmp_path, tiny_model_dir):
     ({"epochs": [0]}, "sweep 'epochs': 0 is not a value of epochs"),
     ({"batch_size": [2.5]}, "sweep 'batch_size': 2.5 is not a value"),
     ({"lora.r": [4, 0]}, "sweep 'lora.r': 0 is not a value of lora.r"),
-    ({"precision": ["fp16"]}, "sweep 'precision': 'fp16'"),
+    ({"precision": ["fp8"]}, "sweep 'precision': 'fp8'"),
     ({"max_length": [8]}, "sweep 'max_length': 8"),
     ({"lr": [{"a": 1}]}, "sweep 'lr': {'a': 1}"),
     ({"lr": [1e-4, 1e-4]}, "sweep 'lr' lists 0.0001 twice"),

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sdelab.infer.prefix import batch_after_prefix, decoder_of, prefix_cache
-from sdelab.models.precision import autocast
+from sdelab.models.device import autocast, device_of
 from sdelab.models.tokenize import pad_batch
 
 
@@ -21,12 +21,12 @@ def classify(model, prompts: list[list[int]], heads: int, pad_id: int, batch_siz
              precision: str = "fp32", desc: str = "classify", share_prefix: int = 16) -> list[list[list[float]]]:
     """Logits [n_prompts][heads][classes]."""
     model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     head = getattr(model, "score", None)  # the last-token head of a decoder LLM; encoders name theirs classifier
     body = decoder_of(model) if head is not None and share_prefix > 0 else None
     n_pre, shared = 0, None
     if body is not None:
-        with autocast(precision):
+        with autocast(precision, device):
             n_pre, shared = prefix_cache(model, prompts, share_prefix)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list = [None] * len(prompts)
@@ -34,7 +34,7 @@ def classify(model, prompts: list[list[int]], heads: int, pad_id: int, batch_siz
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = [prompts[i] for i in idx]
-        with autocast(precision):
+        with autocast(precision, device):
             if body is not None:
                 ids, mask, cache = batch_after_prefix(batch, n_pre, shared, pad_id)
                 ids, mask = ids.to(device), mask.to(device)

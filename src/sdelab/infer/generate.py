@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from sdelab.infer.prefix import batch_after_prefix, prefix_cache
 from sdelab.infer.ties import narrowest
-from sdelab.models.precision import autocast
+from sdelab.models.device import autocast, device_of
 
 
 @dataclass
@@ -31,11 +31,12 @@ def generate(lm, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch
     """Greedy continuations of `prompts` (or sampled: `sampling` = (temperature, top_p, seed)); a common prefix
     of at least `share_prefix` tokens is computed once (0: never)."""
     lm.eval()
+    device = device_of(lm)
     if sampling is not None:
         torch.manual_seed(sampling[2])
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[Generation | None] = [None] * len(prompts)
-    with autocast(precision):
+    with autocast(precision, device):
         n_pre, cache = prefix_cache(lm, prompts, share_prefix)
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", dynamic_ncols=True, mininterval=1.0)
     with contiguous_output_layer(lm):
@@ -95,8 +96,9 @@ def _generate_batch(lm, tokenizer, prompts: list[list[int]], n_pre: int, cache, 
         decode = {"do_sample": True, "temperature": sampling[0], "top_p": sampling[1], "top_k": 0}
     n = ids.shape[1]
     gaps = _Gaps(len(prompts), eos)
-    with autocast(precision):
-        gen = lm.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+    device = device_of(lm)
+    with autocast(precision, device):
+        gen = lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                           max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, use_cache=True,
                           logits_processor=LogitsProcessorList([gaps]), **decode, **kwargs)
     out = []

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from sdelab.design.sample import Sample
-from sdelab.models.precision import autocast
+from sdelab.models.device import autocast, device_of
 from sdelab.models.tokenize import IGNORE, Formatter, encode_train, pad_batch, response_ids
 
 
@@ -35,14 +35,14 @@ def sample_nll(lm, f: Formatter, samples: list[Sample], pad_id: int, batch_size:
     are still computed for the whole batch, in the autocast precision, so the numbers are those of a plain forward
     pass."""
     lm.eval()
-    device = next(lm.parameters()).device
+    device = device_of(lm)
     prepared = [_masks(f, s) for s in samples]
     out: list[tuple[float, float]] = []
     for start in tqdm(range(0, len(prepared), batch_size), desc="perplexity", unit="batch", mininterval=1.0):
         chunk = prepared[start:start + batch_size]
         ids, mask = pad_batch([x for x, _, _ in chunk], pad_id)
         ids = ids.to(device)
-        with autocast(precision):
+        with autocast(precision, device):
             logits = lm(input_ids=ids, attention_mask=mask.to(device)).logits
         for r, (x, is_p, is_r) in enumerate(chunk):
             n = len(x) - 1  # position t predicts token t+1

@@ -7,6 +7,7 @@ import copy
 
 import torch
 
+from sdelab.models.device import device_of
 from sdelab.models.tokenize import pad_batch
 
 
@@ -36,7 +37,7 @@ def prefix_cache(lm, prompts: list[list[int]], min_tokens: int):
     n = common_prefix(prompts) if min_tokens else 0
     if n < max(min_tokens, 1):
         return 0, None
-    ids = torch.tensor([prompts[0][:n]], device=lm.device)
+    ids = torch.tensor([prompts[0][:n]], device=device_of(lm))
     return n, decoder_of(lm)(input_ids=ids, use_cache=True).past_key_values
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from sdelab.infer.prefix import batch_after_prefix, decoder_of, prefix_cache
 from sdelab.infer.ties import narrowest
-from sdelab.models.precision import autocast
+from sdelab.models.device import autocast, device_of
 from sdelab.models.tokenize import pad_batch
 
 
@@ -26,7 +26,7 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
     """Sum of log-probabilities of each candidate continuation after each prompt: [n_prompts][n_candidates]."""
     lm.eval()
     decoder, head = decoder_of(lm), lm.get_output_embeddings()
-    device = lm.device
+    device = device_of(lm)
     n_c = len(candidates)
     width = max(len(c) for c in candidates)
     # every candidate but its last token, right-padded (causal attention: padding after a token is unseen);
@@ -34,7 +34,7 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
     rest, _ = pad_batch([c[:-1] for c in candidates], pad_id)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     scores = [[0.0] * n_c for _ in prompts]
-    with autocast(precision):
+    with autocast(precision, device):
         n_pre, shared = prefix_cache(lm, prompts, share_prefix)
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", dynamic_ncols=True, mininterval=1.0)
     for start in range(0, len(order), batch_size):
@@ -42,7 +42,7 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
         ids, mask, cache = batch_after_prefix([prompts[i] for i in idx], n_pre, shared, pad_id)
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        with autocast(precision):
+        with autocast(precision, device):
             out = decoder(input_ids=ids[:, n_pre:], attention_mask=mask, position_ids=pos[:, n_pre:],
                           past_key_values=cache, use_cache=width > 1)
             first = torch.log_softmax(head(out.last_hidden_state[:, -1]).float(), -1)  # [b, vocab]
@@ -54,7 +54,7 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
             r_ids = rest.to(device).repeat(b, 1)
             full_mask = torch.cat([mask.repeat_interleave(n_c, 0), torch.ones_like(r_ids)], 1)
             r_pos = pos[:, -1:].repeat_interleave(n_c, 0) + 1 + torch.arange(r_ids.shape[1], device=device)
-            with autocast(precision):
+            with autocast(precision, device):
                 hidden = decoder(input_ids=r_ids, attention_mask=full_mask,
                                  position_ids=r_pos, past_key_values=cache, use_cache=True).last_hidden_state
                 logp = torch.log_softmax(head(hidden).float(), -1)
@@ -77,9 +77,9 @@ def score_candidates(lm, prompts: list[list[int]], candidates: list[list[int]], 
 def _alone(lm, prompt: list[int], candidates: list[list[int]], precision: str) -> list[float]:
     """One prompt's candidates scored one forward pass each over prompt + candidate, no cache, no padding."""
     out = []
-    device = lm.device
+    device = device_of(lm)
     for c in candidates:
-        with autocast(precision):
+        with autocast(precision, device):
             logits = lm(input_ids=torch.tensor([prompt + c], device=device)).logits[0, len(prompt) - 1:-1]
         lp = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(c, device=device)[:, None]).sum()
         out.append(float(lp))

@@ -10,6 +10,7 @@ import torch
 
 from sdelab.errors import SdelabError
 from sdelab.models.catalog import ResolvedModel
+from sdelab.models.device import dtype as dtype_of, place
 from sdelab.models.quiet import quiet_transformers
 
 
@@ -87,9 +88,10 @@ def load_tokenizer(model: ResolvedModel):
     return tok
 
 
-def load_causal_lm(model: ResolvedModel, precision: Literal["bf16", "fp32"]):
+def load_causal_lm(model: ResolvedModel, precision: Literal["bf16", "fp16", "fp32"], device="cpu"):
+    """The causal LM in `precision`'s dtype, on `device` (models/device.py decides both)."""
     from transformers import AutoModelForCausalLM
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dtype = dtype_of(precision)
     check_folder(model)
     try:
         with quiet_transformers():
@@ -99,12 +101,13 @@ def load_causal_lm(model: ResolvedModel, precision: Literal["bf16", "fp32"]):
         raise SdelabError(f"cannot load model '{model.name}': {first_line(e)}", path=model.path) from None
     check_shapes(model, info["mismatched_keys"])
     lm.config.use_cache = False
-    return lm
+    return place(lm, device)
 
 
 def set_threads() -> int:
     """Use every core the process may run on (torch defaults to physical cores, sometimes fewer)."""
-    n = int(os.environ.get("SDELAB_THREADS", 0)) or len(os.sched_getaffinity(0))
+    n = int(os.environ.get("SDELAB_THREADS", 0)) or \
+        max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # shared by processes
     torch.set_num_threads(n)
     return n
 
@@ -133,10 +136,12 @@ def classification_pad_id(tokenizer) -> int:
                       "needs one (add a pad token to the model's tokenizer)")
 
 
-def load_seq_cls(model: ResolvedModel, precision: Literal["bf16", "fp32"], num_labels: int, pad_id: int):
-    """The backbone with a freshly initialised linear head on its last non-pad token (score / classifier)."""
+def load_seq_cls(model: ResolvedModel, precision: Literal["bf16", "fp16", "fp32"], num_labels: int, pad_id: int,
+                 device="cpu"):
+    """The backbone with a freshly initialised linear head on its last non-pad token (score / classifier), on
+    `device`."""
     from transformers import AutoModelForSequenceClassification
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dtype = dtype_of(precision)
     check_folder(model)
     try:
         with quiet_transformers():
@@ -149,4 +154,4 @@ def load_seq_cls(model: ResolvedModel, precision: Literal["bf16", "fp32"], num_l
     m.config.pad_token_id = pad_id
     if hasattr(m.config, "use_cache"):
         m.config.use_cache = False
-    return m
+    return place(m, device)

@@ -13,7 +13,7 @@ from sdelab.design.sample import Sample
 from sdelab.errors import SdelabError
 from sdelab.models.catalog import ResolvedModel, resolve_model
 from sdelab.models.load import classification_pad_id, is_causal_lm, load_tokenizer, set_threads
-from sdelab.models.precision import resolve_precision
+from sdelab.models.device import resolve_device, resolve_precision
 from sdelab.models.tokenize import Formatter, make_formatter
 from sdelab.study.grid import SubStudy
 from sdelab.study.rationales import attach_rationales
@@ -49,7 +49,7 @@ class Context:
     data_root: Path
     out_dir: Path
     model: ResolvedModel
-    precision: str
+    precision: str  # resolved: bf16 | fp16 | fp32 (models/device.py, from the device)
     train_pool: list[Example]
     targets: list[EvalTarget]
     data_files: dict[str, str]
@@ -58,6 +58,7 @@ class Context:
     cls_pad_id: int | None = None
     encoder: bool = False  # a BERT-like backbone (discriminative only)
     checkpoint_every: float = 600.0  # seconds between training checkpoints (does not change results)
+    device: object = None  # torch.device every model of the sub-study is placed on (models/device.py)
     cache: dict = field(default_factory=dict)
 
 
@@ -79,8 +80,10 @@ def prepare(sub: SubStudy, study_path: Path, data_root_cli: str | None = None, o
     if study.eval.decoding:  # each sample scored as its own set
         targets = [replace(t, key=f"{t.key}~s{i}", sample=i) for t in targets
                    for i in range(study.eval.decoding.samples)]
+    device = resolve_device(study.device)
     ctx = Context(study, study_path, task, sub.designs, root, output_dir(study, out_cli), model,
-                  resolve_precision(study.train.precision), pool, targets, files, checkpoint_every=checkpoint_every)
+                  resolve_precision(study.train.precision, device), pool, targets, files,
+                  checkpoint_every=checkpoint_every, device=device)
     check_designs(ctx)
     for size in study.train_sizes:
         if size != "all" and size > len(pool):
@@ -92,6 +95,15 @@ def prepare(sub: SubStudy, study_path: Path, data_root_cli: str | None = None, o
             if d.reasoning != "none":
                 raise SdelabError(f"design '{d.name}' writes a rationale; a classification head writes nothing",
                                   path=study_path, field="designs")
+    if study.eval.backend == "vllm":  # before any training, not at the first cell's evaluation
+        if study.modeling != "generative":
+            raise SdelabError(f"a classification head (modeling: {study.modeling}) is not served by vLLM; use "
+                              "eval.backend: builtin", path=study_path, field="eval.backend")
+        from sdelab.infer.vllm_engine import check_available
+        try:
+            check_available()
+        except SdelabError as e:
+            raise SdelabError(e.message, path=study_path, field=e.field) from None
     if not load_model:
         return ctx
     set_threads()
@@ -147,7 +159,7 @@ def check_designs(ctx: Context) -> None:
         if d.reasoning != "none":
             src = study.rationales
             if src is None or not (src.teacher or src.endpoint):
-                attach_rationales(ctx.task, ctx.train_pool, src, True)
+                attach_rationales(ctx.task, ctx.train_pool, src, True, device=ctx.device)
             if study.eval.method == "score":
                 raise SdelabError(f"design '{d.name}' writes a rationale, which label scoring cannot score; use "
                                   "eval.method: generate", path=ctx.study_path, field="eval.method")
@@ -173,7 +185,7 @@ def cell_train(ctx: Context, train_size: int | str, seed: int, design: Design) -
     """The cell's training subset (an untuned cell draws its demonstrations from it), with rationales if the
     design writes them."""
     train = subset(ctx.train_pool, None if train_size == "all" else int(train_size), seed)
-    return attach_rationales(ctx.task, train, ctx.study.rationales, design.reasoning != "none")
+    return attach_rationales(ctx.task, train, ctx.study.rationales, design.reasoning != "none", device=ctx.device)
 
 
 def _demo_pool(ctx: Context, task: Task, design: Design, train: list[Example]) -> list[Example]:
@@ -204,6 +216,7 @@ def _with_rationales(ctx: Context, task: Task, demos: list[list[Example]]) -> li
     """A CoT design's demonstrations show their rationales: the study's source writes (or its cache gives) them
     for the chosen demonstrations only, of whichever task (another task's pool is thousands of examples)."""
     chosen = list({(e.id, e.source): e for row in demos for e in row}.values())
-    done = attach_rationales(task, chosen, ctx.study.rationales, True, where=f"demonstrations ({task.name})")
+    done = attach_rationales(task, chosen, ctx.study.rationales, True, where=f"demonstrations ({task.name})",
+                             device=ctx.device)
     by_key = {(e.id, e.source): e for e in done}
     return [[by_key[e.id, e.source] for e in row] for row in demos]

@@ -71,7 +71,7 @@ def diagnose(ctx: Context, ks: list[int], n: int = 200, size: int | None = None)
             print(f"[diagnose] {d.name}: measured earlier, kept")
             continue
         print(f"[diagnose] {d.name}")
-        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none")
+        ex = attach_rationales(ctx.task, probe, ctx.study.rationales, d.reasoning != "none", device=ctx.device)
         # (the demonstrations of a CoT design get theirs where they are chosen: build_samples)
         samples = build_samples(ctx, ctx.task, d, ex, train, seed)
         nll = sample_nll(lm, ctx.formatter, samples, ctx.tokenizer.pad_token_id, precision=ctx.precision)

@@ -38,6 +38,11 @@ class Cell:
 
 # train settings left out of a cell's id: they change speed, not what is learned (the manifest records them)
 SPEED_ONLY = ("compile",)
+# eval settings left out of a cell's id: how the same quantities are computed (eval.backend: greedy decoding and
+# label log-probabilities, by sdelab's loop or by vLLM; their numerics differ slightly, so a near tie may go the
+# other way). Absent from the hashed dict whatever their value, so the ids of cells made before the setting
+# existed stay the same.
+EVAL_SPEED_ONLY = ("backend",)
 
 
 def cell_id(config: dict[str, Any]) -> str:
@@ -45,6 +50,9 @@ def cell_id(config: dict[str, Any]) -> str:
     if isinstance(train, dict):
         train = {k: v for k, v in train.items() if k not in SPEED_ONLY}
         config = {**config, "train": train}
+    ev = config.get("eval")
+    if isinstance(ev, dict):
+        config = {**config, "eval": {k: v for k, v in ev.items() if k not in EVAL_SPEED_ONLY}}
     canon = json.dumps(config, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
@@ -156,6 +164,12 @@ def _rationales(study: Study, design: Design) -> dict | None:
     return study.rationales.model_dump() if study.rationales and design.reasoning != "none" else None
 
 
+def eval_config(study: Study) -> dict:
+    """The `eval:` section as a cell's config records it: the default backend (builtin) left out, so a built-in
+    cell's config.yaml reads as it did before `eval.backend` existed; `backend: vllm` is recorded (not hashed)."""
+    return study.eval.model_dump(exclude={"backend"} if study.eval.backend == "builtin" else None)
+
+
 def run_order(study: Study, cells: list[Cell]) -> list[Cell]:
     """The order cells are trained in: untuned cells (cheap) first, then every design at the first seed and the
     smallest size, then the next: a study stopped halfway has compared all designs, not finished a few."""
@@ -182,7 +196,7 @@ def expand(study: Study, designs: list[Design], variant: str = "", inputs: dict 
                     "design": design.to_dict(), "train_size": size, "seed": seed,
                     "prompt_format": study.prompt_format, "system_prompt": study.system_prompt,
                     "rationales": _rationales(study, design),
-                    "train": study.train.model_dump(), "eval": study.eval.model_dump(), "render": RENDER_REVISION,
+                    "train": study.train.model_dump(), "eval": eval_config(study), "render": RENDER_REVISION,
                     "inputs": inputs,
                 }
                 cells.append(Cell(cell_id(config), design, size, seed, config, variant=variant))
@@ -193,7 +207,7 @@ def expand(study: Study, designs: list[Design], variant: str = "", inputs: dict 
             d = replace(design, demos=k) if k else _without_demos(design)
             config = {"task": study.task, "model": study.model, "modeling": "untuned", "design": d.to_dict(),
                       "seed": study.seeds[0], "prompt_format": study.prompt_format,
-                      "system_prompt": study.system_prompt, "eval": study.eval.model_dump(), "untuned": k,
+                      "system_prompt": study.system_prompt, "eval": eval_config(study), "untuned": k,
                       "train_size": study.train_sizes[0],
                       # prompts are cut to fit it (a k-shot prompt's demonstrations): another length, another cell
                       "max_length": study.train.max_length,

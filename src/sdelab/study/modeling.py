@@ -12,10 +12,12 @@ from pathlib import Path
 import torch
 
 from sdelab import fileio
+from sdelab.fileio import is_main_process
 from sdelab.design.codec import label_texts, parse, response_text
 from sdelab.design.options import Design
 from sdelab.design.sample import Sample
 from sdelab.errors import SdelabError
+from sdelab.models.device import device_of
 from sdelab.models.load import load_causal_lm, load_seq_cls
 from sdelab.models.tokenize import Formatter, encode_prompt, encode_train, response_ids
 from sdelab.results import TRAIN_LOG, PredictionRow
@@ -40,6 +42,14 @@ class Fitted:
     memory: dict | None = None  # check_memory's figures
 
 
+@dataclass(frozen=True)
+class Served:
+    """The model a cell evaluates under `eval.backend: vllm`: the folders vLLM loads, not a model in memory (no
+    LoRA merge: vLLM applies the adapter itself; infer/vllm_engine.py)."""
+    weights: str  # the base model's folder (or hub id), or a fully fine-tuned cell's work/model
+    adapter: Path | None = None  # the cell's saved LoRA adapter; None: the weights alone (untuned, full)
+
+
 def _settings(ctx: Context) -> TrainSettings:
     return TrainSettings.from_section(ctx.study.train.model_dump(), ctx.precision, ctx.checkpoint_every)
 
@@ -48,7 +58,7 @@ def base_lm(ctx: Context, full: bool = False):
     """The sub-study's causal LM, loaded once (ctx.cache) and deep-copied by every cell that trains it; in fp32
     for full fine-tuning (its weights are trained; autocast still computes in the run's precision)."""
     precision = "fp32" if full else ctx.precision
-    return _cached(ctx, "causal_lm", precision, lambda: load_causal_lm(ctx.model, precision))
+    return _cached(ctx, "causal_lm", precision, lambda: load_causal_lm(ctx.model, precision, ctx.device))
 
 
 def _cached(ctx: Context, kind: str, precision: str, load):
@@ -64,7 +74,7 @@ def check_memory(model, s: TrainSettings) -> dict:
     """The static memory a training step needs (weights, gradients, AdamW state), refused before training when
     it exceeds what the machine has available (the activations are the loop's: train/memory.py)."""
     need = static_needed(model)
-    avail = available_bytes()
+    avail = available_bytes(device_of(model))
     need["available_gib"] = round(avail / 2**30, 1) if avail is not None else None
     total = need["weights_gib"] + need["gradients_adam_gib"]
     if avail is not None and total > 0.9 * avail / 2**30:
@@ -74,12 +84,27 @@ def check_memory(model, s: TrainSettings) -> dict:
     return need
 
 
+def _save_trained(model, s: TrainSettings, work: Path) -> Path:
+    """Save what was trained (the adapter; the whole model under full fine-tuning); its folder."""
+    folder = work / ("model" if s.full else "adapter")
+    if is_main_process():  # (the other processes of a data-parallel launch trained the same weights)
+        with keeping(work):
+            model.save_pretrained(folder)
+    return folder
+
+
 def _finish_training(model, s: TrainSettings, work: Path):
-    """Save what was trained (the adapter; the whole model under full fine-tuning) and return the model to
-    evaluate (LoRA merged into a copy of the base: plain linear layers)."""
-    with keeping(work):
-        model.save_pretrained(work / ("model" if s.full else "adapter"))
+    """Save what was trained and return the model to evaluate (LoRA merged into a copy of the base: plain linear
+    layers)."""
+    _save_trained(model, s, work)
     return model if s.full else model.merge_and_unload()
+
+
+def _served(ctx: Context, model, s: TrainSettings, work: Path) -> Served:
+    """eval.backend: vllm: save what was trained and hand vLLM its folders (nothing merged; the trained copy is
+    dropped when `fit` returns, which frees its memory for the engine)."""
+    folder = _save_trained(model, s, work)
+    return Served(str(folder), None) if s.full else Served(ctx.model.path, folder)
 
 
 def keeping(work: Path):
@@ -105,6 +130,9 @@ class Generative:
     def fit(self, ctx: Context, cell: Cell, train: list[Example], work: Path, t0: float,
             on_update: OnUpdate | None = None) -> Fitted:
         s = _settings(ctx)
+        vllm = ctx.study.eval.backend == "vllm"
+        if vllm and cell.untuned is not None:  # the base model as vLLM loads it; nothing loaded here
+            return Fitted(Served(ctx.model.path))
         lm = base_lm(ctx, s.full and cell.untuned is None)
         if cell.untuned is not None:
             return Fitted(lm)
@@ -119,21 +147,27 @@ class Generative:
             stats = train_generative(lm, encoded, s, cell.seed, ctx.tokenizer.pad_token_id, work / TRAIN_LOG,
                                      desc=f"train {design.name} n={cell.train_size} s={cell.seed}",
                                      checkpoint=work / CHECKPOINT, on_update=on_update)
-        return Fitted(_finish_training(lm, s, work), stats, len(encoded), sum(1 for e in encoded if e.truncated),
+        done = _served(ctx, lm, s, work) if vllm else _finish_training(lm, s, work)
+        return Fitted(done, stats, len(encoded), sum(1 for e in encoded if e.truncated),
                       {"tokenize_s": tokenize_s, "train_s": stats.seconds}, memory)
 
     def predict(self, ctx: Context, lm, design: Design, target: EvalTarget, train: list[Example],
                 seed: int) -> tuple[list[PredictionRow], int]:
-        """By generation and parsing, or by label scoring (`eval.method: score`)."""
+        """By generation and parsing, or by label scoring (`eval.method: score`); through vLLM when `fit` handed
+        over a `Served` model (eval.backend: vllm)."""
         task, ev, f = target.task, ctx.study.eval, ctx.formatter
         samples = build_samples(ctx, task, design, target.examples, train, seed, response=False)
         scores = None
+        served = _engine(ctx, lm) if isinstance(lm, Served) else None
         if ev.method == "score" and task.is_classification:  # another family's sets are generated
             from sdelab.infer.score import score_candidates
             names, cands = label_candidates(ctx, task, design)
             prompts, cut = _prompts(f, samples, max(len(c) for c in cands))
-            scores = score_candidates(lm, prompts, cands, ctx.tokenizer.pad_token_id, ev.batch_size,
-                                      ctx.precision, desc=f"score {target.key}")
+            if served is not None:
+                scores = served.score(prompts, cands, lm.adapter)
+            else:
+                scores = score_candidates(lm, prompts, cands, ctx.tokenizer.pad_token_id, ev.batch_size,
+                                          ctx.precision, desc=f"score {target.key}")
             labels = label_texts(task, design)
             raws = [labels[names[max(range(len(names)), key=lambda j: sc[j])]] for sc in scores]
             finished = [True] * len(raws)
@@ -145,8 +179,11 @@ class Generative:
             sampling = None
             if ev.decoding is not None:  # seeded by the cell and the sample: the same seed, the same text
                 sampling = (ev.decoding.temperature, ev.decoding.top_p, seed * 1000 + target.sample)
-            gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
-                            desc=f"generate {target.key}", sampling=sampling)
+            if served is not None:
+                gens = served.generate(prompts, budget, lm.adapter, sampling)
+            else:
+                gens = generate(lm, ctx.tokenizer, prompts, budget, ev.batch_size, precision=ctx.precision,
+                                desc=f"generate {target.key}", sampling=sampling)
             raws, finished = [g.text for g in gens], [g.finished for g in gens]
         rows = []
         for i, (ex, raw) in enumerate(zip(target.examples, raws)):
@@ -155,6 +192,15 @@ class Generative:
                                       ex.gold, err, None if scores is None else
                                       dict(zip(names, (round(x, 4) for x in scores[i])))))
         return rows, sum(cut)
+
+
+def _engine(ctx: Context, model: Served):
+    """The sub-study's vLLM engine for the served weights (built once, in ctx.cache): LoRA enabled up to the
+    study's rank when the study trains adapters, the tokenizer always the base model's."""
+    from sdelab.infer.vllm_engine import engine, lora_rank
+    lora = ctx.study.train.lora
+    rank = lora_rank(lora.r) if lora is not None and model.weights == ctx.model.path else None
+    return engine(ctx.cache, model.weights, ctx.model.path, ctx.precision, rank)
 
 
 def label_candidates(ctx: Context, task: Task, design: Design) -> tuple[list[str], list[list[int]]]:
@@ -202,7 +248,8 @@ class Head:
             s = replace(s, full=True)
         precision = "fp32" if s.full else ctx.precision  # trained weights are fp32; autocast computes
         base = _cached(ctx, "seq_cls", precision,
-                       lambda: load_seq_cls(ctx.model, precision, n_heads * len(names), ctx.cls_pad_id))
+                       lambda: load_seq_cls(ctx.model, precision, n_heads * len(names), ctx.cls_pad_id,
+                                            ctx.device))
         torch.manual_seed(cell.seed)
         model = copy.deepcopy(base)
         head = _head(model)  # a fresh head for every cell, from the cell's seed

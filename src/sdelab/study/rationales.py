@@ -59,8 +59,9 @@ def _key(src: RationaleSource, prompt: str) -> str:
 
 
 def attach_rationales(task: Task, examples: list[Example], src: RationaleSource | None, need: bool,
-                      where: str = "training data") -> list[Example]:
-    """Examples with a rationale each. Fails before any training when one is missing and nothing can write it."""
+                      where: str = "training data", device=None) -> list[Example]:
+    """Examples with a rationale each. Fails before any training when one is missing and nothing can write it.
+    A local teacher runs on `device` (the study's; None: SDELAB_DEVICE or the best available)."""
     if not need:
         return examples
     missing = [e for e in examples if not e.rationale]
@@ -76,7 +77,7 @@ def attach_rationales(task: Task, examples: list[Example], src: RationaleSource 
     prompts = {e.id + "\x00" + e.source: teacher_prompt(task, src, e) for e in missing}
     todo = {k: p for k, p in prompts.items() if not (cache / (_key(src, p) + ".json")).exists()}
     if todo:
-        texts = _generate(src, list(todo.values()))
+        texts = _generate(src, list(todo.values()), device)
         for p, t in zip(todo.values(), texts):
             path = cache / (_key(src, p) + ".json")
             tmp = path.with_suffix(".tmp")
@@ -93,17 +94,18 @@ def attach_rationales(task: Task, examples: list[Example], src: RationaleSource 
     return out
 
 
-def _generate(src: RationaleSource, prompts: list[str]) -> list[str]:
+def _generate(src: RationaleSource, prompts: list[str], device=None) -> list[str]:
     if src.endpoint:
         return [_ask_endpoint(src, p) for p in tqdm(prompts, desc="rationales (endpoint)", unit="ex")]
     from sdelab.infer.generate import generate
     from sdelab.models.catalog import resolve_model
     from sdelab.models.load import load_causal_lm, load_tokenizer
-    from sdelab.models.precision import resolve_precision
+    from sdelab.models.device import resolve_device, resolve_precision
     rm = resolve_model(src.teacher)
     tok = load_tokenizer(rm)
-    precision = resolve_precision("auto")
-    lm = load_causal_lm(rm, precision)
+    device = resolve_device() if device is None else device
+    precision = resolve_precision("auto", device)
+    lm = load_causal_lm(rm, precision, device)
     ids = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True,
                                    return_dict=False) if tok.chat_template else tok(p)["input_ids"] for p in prompts]
     gens = generate(lm, tok, [list(i) for i in ids], src.max_new_tokens, src.batch_size, precision=precision,

@@ -1,7 +1,12 @@
 """Run a sub-study: for each cell not yet finished, fit its model (or take the untuned base model), evaluate it on
-every evaluation set of the matrix, and write its run record."""
+every evaluation set of the matrix, and write its run record.
+
+Under a data-parallel launch (`accelerate launch`, `torchrun`) every process runs this loop: the main process
+claims each cell and shares its decision, every process trains the cell on its share of each batch, and the main
+process alone writes the run folder and evaluates while the others wait for its next decision."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -22,33 +27,51 @@ from sdelab.study.evaluate import evaluate, evaluate_all
 from sdelab.study.grid import Cell, changed, run_order
 from sdelab.study.modeling import MODELINGS, Fitted, keeping
 from sdelab.tasks.task import subset
+from sdelab.train import distributed
 
 
 def run_study(ctx: Context, cells: list[Cell], log=print) -> list[Path]:
-    """Every unfinished cell of `cells`, in the study's run order; the finished ones are skipped."""
+    """Every unfinished cell of `cells`, in the study's run order; the finished ones are skipped. Returns the
+    finished folders (on the main process; the others return none)."""
     cells = run_order(ctx.study, cells)
+    main = distributed.is_main()
+    log = log if main else (lambda *_: None)
+    distributed.start(ctx.device)
     done, elsewhere = [], 0
     for i, cell in enumerate(cells, 1):
         at = f"[{i}/{len(cells)}]"
-        if earlier := store.finished(ctx.out_dir, cell.folder_name):
-            log(f"{at} {earlier.name}: finished earlier, skipped")
-            done.append(earlier)
-            continue
-        with store.claim(ctx.out_dir, cell.folder_name) as mine:
-            if not mine:
+        with contextlib.ExitStack() as held:
+            decision = _decide(ctx, cell, held) if main else None
+            decision = distributed.share(decision)  # every process follows the main one's decision
+            if decision == "elsewhere":
                 log(f"{at} {cell.folder_name}: another process is running it, skipped")
                 elsewhere += 1
                 continue
-            if earlier := store.finished(ctx.out_dir, cell.folder_name):  # finished while we were checking
-                log(f"{at} {earlier.name}: finished by another process, skipped")
-                done.append(earlier)
+            if decision != "run":
+                how = "finished earlier" if decision[0] == "=" else "finished by another process"
+                log(f"{at} {decision[1:]}: {how}, skipped")
+                done.append(ctx.out_dir / decision[1:])
                 continue
             log(f"{at} {cell.folder_name}: {describe(ctx, cell)}")
-            done.append(run_cell(ctx, cell))
+            folder = run_cell(ctx, cell)
+            if folder is not None:
+                done.append(folder)
     if elsewhere:
         log(f"{elsewhere} cells were left to the other process running them; `sdelab report` reads every finished "
             "cell once they land")
-    return done
+    return done if main else []
+
+
+def _decide(ctx: Context, cell: Cell, held: contextlib.ExitStack) -> str:
+    """'run' (the cell is claimed, held until `held` closes), 'elsewhere' (another process holds it), or the
+    finished folder's name: '=name' finished earlier, '+name' finished by another process meanwhile."""
+    if earlier := store.finished(ctx.out_dir, cell.folder_name):
+        return "=" + earlier.name
+    if not held.enter_context(store.claim(ctx.out_dir, cell.folder_name)):
+        return "elsewhere"
+    if earlier := store.finished(ctx.out_dir, cell.folder_name):  # finished while we were checking
+        return "+" + earlier.name
+    return "run"
 
 
 def describe(ctx: Context, cell: Cell) -> str:
@@ -67,14 +90,22 @@ def describe(ctx: Context, cell: Cell) -> str:
     return what
 
 
-def run_cell(ctx: Context, cell: Cell) -> Path:
-    work = store.begin(ctx.out_dir, cell.folder_name, resume=True)
-    results.write_config(work, cell.config)
+def run_cell(ctx: Context, cell: Cell) -> Path | None:
+    """Train, evaluate and record one cell; its finished folder (None on a process other than the main one, which
+    only trains)."""
+    main = distributed.is_main()
+    work = store.begin(ctx.out_dir, cell.folder_name, resume=True) if main else store.work_folder(
+        ctx.out_dir, cell.folder_name)
+    if main:
+        results.write_config(work, cell.config)
+    distributed.wait()  # the work folder is ready (and what it kept to resume from) before any process reads it
     t0 = time.perf_counter()
     # an untuned cell draws its demonstrations from the study's first training set
     train = cell_train(ctx, cell.config["train_size"], cell.seed, cell.design)
     modeling = MODELINGS[cell.config["modeling"]]
     fitted = modeling.fit(ctx, cell, train, work, t0)
+    if not main:  # the main process evaluates and writes; this one goes on to its next decision
+        return None
     metrics, rows, eval_s = evaluate_all(
         ctx, work, lambda target: evaluate(ctx, modeling, fitted.model, cell.design, target, train, cell.seed))
     head = {"cell": cell.id, "variant": cell.variant, "design": cell.design.name,
@@ -126,7 +157,8 @@ def _manifest(ctx: Context, cell: Cell, fitted: Fitted, timings: dict) -> dict:
                  "final_loss": stats.final_loss, "truncated_samples": fitted.truncated, "speed": stats.speed}
     return {
         "sdelab": __version__, "cell": cell.id, "study": ctx.study.name, "study_file": str(ctx.study_path),
-        "seed": cell.seed, "model": {**asdict(ctx.model)}, "precision": ctx.precision,
+        "seed": cell.seed, "model": {**asdict(ctx.model)}, "precision": ctx.precision, "device": str(ctx.device),
+        "processes": distributed.world(), "eval_backend": ctx.study.eval.backend,
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
         "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)), "cpu": cpu_name(),
         "data_files": ctx.data_files, "train": train,

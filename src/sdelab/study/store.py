@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sdelab.errors import SdelabError
-from sdelab.fileio import write_text
+from sdelab.fileio import only_main, write_text
 from sdelab.results import METRICS, PARTIAL
 
 
@@ -37,6 +37,7 @@ CLAIMS = ".claims"  # <out>/.claims/<cell id>.lock: one lock file per cell, left
 def claim(out_dir: Path, folder_name: str) -> Iterator[bool]:
     """Hold the cell for this process: yields True, or False at once when another process holds it."""
     cell_id = folder_name.rsplit("__", 1)[-1]
+    only_main(out_dir)
     try:
         (out_dir / CLAIMS).mkdir(parents=True, exist_ok=True)
         f = open(out_dir / CLAIMS / f"{cell_id}.lock", "a")
@@ -87,12 +88,18 @@ def kept(out_dir: Path, folder_name: str) -> list[str]:
     return [n for n in RESUMABLE if (out_dir / (folder_name + PARTIAL) / n).exists()]
 
 
+def work_folder(out_dir: Path, folder_name: str) -> Path:
+    """Where a cell is built (the main process's `begin` makes it; the other processes of a launch read it)."""
+    return out_dir / (folder_name + PARTIAL)
+
+
 def begin(out_dir: Path, folder_name: str, resume: bool = False) -> Path:
     """The work folder of a cell: a fresh one, or with `resume` what an interrupted run of the same cell (the
     folder name ends with the id of its whole config) kept of its work."""
+    only_main(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        work = out_dir / (folder_name + PARTIAL)
+        work = work_folder(out_dir, folder_name)
         if work.exists() and resume:
             for p in work.iterdir():
                 if p.name not in RESUMABLE:
@@ -110,6 +117,7 @@ def begin(out_dir: Path, folder_name: str, resume: bool = False) -> Path:
 
 def commit(work: Path) -> Path:
     """Make a finished cell visible (atomic rename), without the state kept for resuming."""
+    only_main(work)
     for name in RESUMABLE:
         if (work / name).exists():
             shutil.rmtree(work / name)

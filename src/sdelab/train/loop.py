@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from sdelab import fileio
 from sdelab.errors import SdelabError
-from sdelab.models.precision import autocast
+from sdelab.models.device import autocast, device_of, grad_scaler
 from sdelab.models.tokenize import IGNORE, Encoded, pad_batch
+from sdelab.train import distributed
 from sdelab.train.batching import collate, length_grouped_batches
 from sdelab.train.memory import OPTIMIZER_BYTES, SAFETY, available_bytes, chunked, dimensions
 from sdelab.train.speed import applied, plan_speed, pretrained_of
@@ -43,7 +44,7 @@ class TrainSettings:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: str | list[str] = "all-linear"
-    precision: str = "bf16"  # resolved: bf16 | fp32
+    precision: str = "bf16"  # resolved: bf16 | fp16 (with gradient scaling) | fp32
     group_by_length: bool = True
     log_every: int = 10
     tracking: tuple[str, ...] = ()  # 'tensorboard' and/or 'mlflow': Accelerate's trackers, besides train_log.jsonl
@@ -91,6 +92,8 @@ class CausalLMLoss(torch.nn.Module):
         hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         target = labels[:, 1:]
         keep = target != IGNORE
+        if not keep.any():  # a stand-in chunk of a data-parallel step: zero, with gradients for DDP to reduce
+            return hidden.sum() * 0.0
         h = hidden[:, :-1][keep]
         logits = base.get_output_embeddings()(h).float()
         return F.cross_entropy(logits, target[keep])
@@ -149,6 +152,8 @@ def add_lora(lm, s: TrainSettings, seed: int, task_type: str = "CAUSAL_LM"):
     return model
 
 
+SHARDED = ("FSDP", "DEEPSPEED")  # launches whose weights live in shards (refused: see _train)
+
 # called after every optimizer update with (batches done, stats so far, the module being trained)
 OnUpdate = Callable[[int, TrainStats, torch.nn.Module], None]
 
@@ -178,7 +183,7 @@ def eager_attention(module, speed) -> bool:
 
 def budget(module) -> float | None:
     """Bytes a step may take above the loaded model: a share of what is available, less the optimizer's state."""
-    avail = available_bytes()
+    avail = available_bytes(device_of(module))
     if avail is None:
         return None
     return SAFETY * avail - dimensions(module)["trainable"] * OPTIMIZER_BYTES
@@ -191,12 +196,13 @@ def _fingerprint(s: TrainSettings, seed: int, plan: list[list[int]], encoded: li
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _save_checkpoint(path: Path, fingerprint: str, module, opt, sched, stats: TrainStats, step: int,
+def _save_checkpoint(path: Path, fingerprint: str, module, opt, sched, scaler, stats: TrainStats, step: int,
                      run: tuple[float, int]) -> None:
     """The loop's whole state after `step` batches, written atomically (a crash mid-write keeps the last one)."""
     state = {"fingerprint": fingerprint, "step": step, "run": run, "stats": asdict(stats),
-             "params": {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad},
-             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state()}
+             "params": {n: p.detach().cpu().clone() for n, p in module.named_parameters() if p.requires_grad},
+             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+             "scaler": scaler.state_dict() if scaler else None}
     path.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_with(path, lambda f: torch.save(state, f))
 
@@ -225,9 +231,18 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
 
     # Precision is handled here (autocast) rather than by Accelerator(mixed_precision=...): Accelerate's state is a
     # process-wide singleton that refuses a second precision, and one process may train cells of both kinds.
+    # The device is where the model was placed (models/device.py decided it); with several processes each trains
+    # its share of every batch (train/memory.chunked), so the data is not sharded by Accelerate.
     tracker_dir = (log_path.parent / "tracking") if (s.tracking and log_path) else None
-    acc = Accelerator(log_with=list(s.tracking) or None, project_dir=str(tracker_dir) if tracker_dir else None)
-    if s.tracking:
+    distributed.start(device_of(module))
+    acc = Accelerator(cpu=device_of(module).type == "cpu", log_with=list(s.tracking) or None,
+                      project_dir=str(tracker_dir) if tracker_dir else None)
+    main = acc.is_main_process
+    if acc.distributed_type.name in SHARDED:
+        raise SdelabError(f"{acc.distributed_type.name} launches are not supported yet: sdelab's loop checkpoints, "
+                          "saves and evaluates whole weights, which FSDP and DeepSpeed shard across the processes; "
+                          "launch data-parallel instead (accelerate launch --multi_gpu; docs/scaling.md)")
+    if s.tracking and main:
         acc.init_trackers(log_path.parent.name.removesuffix(".partial") if log_path else "sdelab",
                           config={k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                                   for k, v in asdict(s).items()} | {"seed": seed})
@@ -250,6 +265,7 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * total_updates), total_updates)
     fingerprint = _fingerprint(s, seed, plan, encoded)
     state = _load_checkpoint(checkpoint, fingerprint)
+    scaler = grad_scaler(s.precision, device_of(module))
     stats, start, (run_loss, run_n) = TrainStats(), 0, (0.0, 0)
     if state:
         named = dict(module.named_parameters())
@@ -259,50 +275,70 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        if scaler and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         stats, start, (run_loss, run_n) = TrainStats(**state["stats"]), state["step"], state["run"]
     speed = plan_speed(module, s.compile, sum(lengths[i] for b in plan[start:] for i in b),
                        max(lengths, default=0))
-    chunks, fit = chunked(plan, encoded, dimensions(module), eager_attention(module, speed), budget(module), desc)
+    chunks, fit = chunked(plan, encoded, dimensions(module), eager_attention(module, speed), budget(module), desc,
+                          acc.process_index, acc.num_processes)
     chunks = [c for c in chunks if c.step > start]
     # a private generator: the loader's draw of a worker seed must not shift the dropout stream of a resumed run
     loader = torch.utils.data.DataLoader(encoded, batch_sampler=[c.indices for c in chunks], collate_fn=collate_fn,
                                          generator=torch.Generator())
-    model, opt, loader, sched = acc.prepare(module, opt, loader, sched)
+    # (the scheduler is not prepared: Accelerate would step it once per process, for data it shards itself)
+    model, opt = acc.prepare(module, opt)
     model.train()
 
-    log = open(log_path, "w") if log_path else None
+    log = open(log_path, "w") if (log_path and main) else None
     if log:  # a resumed run's curve so far, then its own points
         log.writelines(json.dumps(p) + "\n" for p in stats.curve)
     t0 = time.perf_counter() - stats.seconds
     last_saved = time.perf_counter()
     bar = tqdm(total=len(plan), initial=start, desc=desc, unit="batch", dynamic_ncols=True,
-               disable=not acc.is_main_process, mininterval=1.0)
-    checkpoint = checkpoint if acc.is_main_process else None
+               disable=not main, mininterval=1.0)
+    checkpoint = checkpoint if main else None
     first_step, loop_t0 = None, time.perf_counter()
-    step_loss = 0.0
+    step_loss, counts = 0.0, [0, 0, 0]  # this step's tokens, trained tokens, examples (this process's share)
     with applied(module, speed):
         for chunk, batch in zip(chunks, loader):
             step = chunk.step
             update = chunk.last and (step % s.grad_accum == 0 or step == len(plan))
-            if chunk.weight:  # (a chunk without a labelled token adds nothing to the batch's loss)
+            batch = {k: v.to(acc.device) for k, v in batch.items()}
+            # (a chunk without a labelled token adds nothing to the batch's loss; with several processes it still
+            # runs, so that every process takes part in each gradient reduction)
+            if chunk.weight or acc.num_processes > 1:
                 with (nullcontext() if update else acc.no_sync(model)):
-                    with autocast(s.precision):
+                    with autocast(s.precision, acc.device):
                         loss = model(**batch)
-                    acc.backward(loss * chunk.weight / s.grad_accum)
+                    scaled = loss * chunk.weight / s.grad_accum
+                    acc.backward(scaler.scale(scaled) if scaler else scaled)
                 step_loss += float(loss.detach()) * chunk.weight
-            n_tok = int(batch["attention_mask"].sum())
-            stats.tokens += n_tok
-            if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
-                stats.trained_tokens += int((batch["labels"][:, 1:] != IGNORE).sum())
-            stats.examples += batch["input_ids"].shape[0]
+            if chunk.counted:
+                counts[0] += int(batch["attention_mask"].sum())
+                if batch["labels"].shape == batch["input_ids"].shape:  # token labels (generative)
+                    counts[1] += int((batch["labels"][:, 1:] != IGNORE).sum())
+                counts[2] += batch["input_ids"].shape[0]
             if not chunk.last:
                 continue
             if update:
+                if scaler:
+                    scaler.unscale_(opt)
                 if s.max_grad_norm:
                     acc.clip_grad_norm_(params, s.max_grad_norm)
-                opt.step()
+                if scaler:  # (skips the update when fp16 gradients overflowed, and lowers the scale)
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
+            # the whole batch's loss and counts: each process's weighted share, summed (world times the mean)
+            step_loss, *counts = distributed.total([step_loss / acc.num_processes, *counts], acc.device)
+            stats.tokens += int(counts[0])
+            stats.trained_tokens += int(counts[1])
+            stats.examples += int(counts[2])
+            counts = [0, 0, 0]
             if first_step is None:  # with compiling: mostly the compile
                 first_step = time.perf_counter() - loop_t0
             loss_value, step_loss = step_loss, 0.0
@@ -321,7 +357,7 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
                 if log:
                     log.write(json.dumps(point) + "\n")
                     log.flush()
-                if s.tracking:
+                if s.tracking and main:
                     acc.log({"train/loss": point["loss"], "train/lr": point["lr"], "train/tokens": point["tokens"]},
                             step=step)
                 run_loss, run_n = 0.0, 0
@@ -329,7 +365,7 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
             bar.update(1)
             if checkpoint and update and step < len(plan) and time.perf_counter() - last_saved >= s.checkpoint_every:
                 stats.seconds = elapsed
-                _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, step, (run_loss, run_n))
+                _save_checkpoint(checkpoint, fingerprint, module, opt, sched, scaler, stats, step, (run_loss, run_n))
                 last_saved = time.perf_counter()
     bar.close()
     if log:
@@ -338,8 +374,8 @@ def _train(module, encoded: list, collate_fn, s: TrainSettings, seed: int, log_p
     if first_step is not None:
         stats.speed = {**speed.to_dict(), "first_step_s": round(first_step, 2), "memory": fit}
     if checkpoint and (state is None or start < len(plan)):  # the trained state, for a resume that only evaluates
-        _save_checkpoint(checkpoint, fingerprint, module, opt, sched, stats, len(plan), (0.0, 0))
-    if s.tracking:
+        _save_checkpoint(checkpoint, fingerprint, module, opt, sched, scaler, stats, len(plan), (0.0, 0))
+    if s.tracking and main:
         acc.end_training()
     acc.free_memory()
     return stats

@@ -20,6 +20,7 @@ cell's result does not depend on the machine's memory. A single sample that does
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +66,20 @@ def step_bytes(dims: dict, rows: int, length: int, eager: bool) -> float:
     return fitted + EAGER_SCORE_BYTES * scores
 
 
-def available_bytes() -> int | None:
-    """Memory this process may still take: MemAvailable, or less under a cgroup limit (containers, Slurm)."""
+def available_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Memory this process may still take on `device`: a GPU's free memory; for the CPU, MemAvailable, or less
+    under a cgroup limit (containers, Slurm), shared with the other processes of this machine (data parallel)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":  # (MPS shares the machine's memory; no figure of its own)
+        return None
+    host = host_available_bytes()
+    return None if host is None else host // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
+def host_available_bytes() -> int | None:
+    """The machine's memory this process may still take: MemAvailable, or less under a cgroup limit."""
     avail = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -96,8 +109,9 @@ def static_needed(module: torch.nn.Module) -> dict:
 class Chunk:
     step: int  # the batch of the plan it belongs to (1-based, as the loop counts steps)
     indices: list[int]
-    weight: float  # its share of the batch's loss
-    last: bool  # the batch's last chunk: the optimizer may step after it
+    weight: float  # its share of the batch's loss (times the processes: DDP averages their gradients)
+    last: bool  # the batch's last chunk (of this process's share): the optimizer may step after it
+    counted: bool = True  # False: a stand-in that keeps a process in step with the others (weight 0)
 
 
 def labelled(item) -> int:
@@ -108,13 +122,23 @@ def labelled(item) -> int:
 
 
 def chunked(plan: list[list[int]], items: list, dims: dict, eager: bool, budget: float | None,
-            where: str = "train") -> tuple[list[Chunk], dict]:
+            where: str = "train", rank: int = 0, world: int = 1) -> tuple[list[Chunk], dict]:
     """Every batch of `plan` as the chunks it runs in (one, unless it would not fit in `budget` bytes), and a
-    summary for the manifest. Refuses when a single sample would not fit."""
+    summary for the manifest. Refuses when a single sample would not fit.
+
+    With `world` processes (data parallel), process `rank` runs its share of every batch (every world-th sample),
+    each chunk weighted by its share of the whole batch's labelled tokens times `world`, so that DDP's mean of the
+    processes' gradients is the gradient of the one-process batch. A process whose share is empty (a batch
+    smaller than the processes) runs a stand-in of weight 0, so every process takes part in every update."""
     lengths = [len(e.input_ids) for e in items]
     weights = [labelled(e) for e in items]
     out, split, worst = [], 0, 0.0
-    for step, batch in enumerate(plan, 1):
+    for step, whole in enumerate(plan, 1):
+        total = sum(weights[i] for i in whole) or 1
+        batch = whole[rank::world]
+        if not batch:
+            out.append(Chunk(step, whole[:1], 0.0, True, counted=False))
+            continue
         longest = max(lengths[i] for i in batch)
         need = step_bytes(dims, len(batch), longest, eager)
         worst = max(worst, need)
@@ -130,9 +154,8 @@ def chunked(plan: list[list[int]], items: list, dims: dict, eager: bool, budget:
             while k < len(batch) and step_bytes(dims, math.ceil(len(batch) / k), longest, eager) > budget:
                 k += 1
             split += 1
-        total = sum(weights[i] for i in batch) or 1
         parts = [batch[j * len(batch) // k:(j + 1) * len(batch) // k] for j in range(k)]
-        out += [Chunk(step, p, sum(weights[i] for i in p) / total, j == k - 1) for j, p in enumerate(parts)]
+        out += [Chunk(step, p, world * sum(weights[i] for i in p) / total, j == k - 1) for j, p in enumerate(parts)]
     summary = {"estimated_step_gib": round(worst / 2**30, 3),
                "budget_gib": round(budget / 2**30, 3) if budget is not None else None, "batches_split": split,
                "chunks": len(out)}
