@@ -2,7 +2,7 @@
 --num_processes 2`, gloo on the CPU), same global batch: the two loss curves, the largest adapter difference, the
 accuracy of each, and the wall time of each (on 2 cores: 1 process x 2 threads against 2 processes x 1 thread).
 
-    python bench/data_parallel.py [--model smollm2-135m] [--out bench/results/data_parallel.json]
+    python bench/data_parallel.py [--model smollm2-135m] [--precision auto|fp32] [--out FILE.json]
 
 The study is the quickstart's inst-first cell (demo-reviews, the embedded default model). Records the CPU.
 """
@@ -26,8 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "data_parallel.json"))
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    ap.add_argument("--out", help="default: bench/results/data_parallel[_<precision>].json")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "bench" / "results" / (
+        "data_parallel.json" if args.precision == "auto" else f"data_parallel_{args.precision}.json"))
     from safetensors.torch import load_file
 
     from sdelab.study.runner import cpu_name
@@ -42,7 +45,7 @@ def main() -> None:
             out = Path(tmp) / name.replace(" ", "-")
             study = {"name": "dp", "task": "demo-reviews", "model": args.model, "designs": ["inst-first"],
                      "train_sizes": ["all"], "seeds": [0], "output_dir": str(out),
-                     "train": {"epochs": 2, "lr": 2.0e-4, "batch_size": 8},
+                     "train": {"epochs": 2, "lr": 2.0e-4, "batch_size": 8, "precision": args.precision},
                      "eval": {"sets": ["test_id", "test_ood"], "method": "generate"}}
             path = Path(tmp) / f"{out.name}.yaml"
             path.write_text(yaml.safe_dump(study))
