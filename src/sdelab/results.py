@@ -186,6 +186,14 @@ def read_cell(folder: Path) -> CellRecord:
     return _migrate(folder, metrics, manifest, config, curve)
 
 
+def read_predictions(folder: Path) -> list[PredictionRow]:
+    """A finished cell's prediction rows ([] when the folder did not keep them: research-only data)."""
+    path = folder / PREDICTIONS
+    if not path.is_file() or path.is_symlink():
+        return []
+    return _read(path, lambda t: _jsonl(t, _prediction))
+
+
 def read_cells(out_dir: Path) -> list[CellRecord]:
     return [read_cell(f) for f in finished_folders(out_dir)]
 

@@ -4,7 +4,7 @@ DIR keeps a list of the files sdelab put there (`.sdelab-published.json`). A fil
 DIR but is not on that list (a README, someone's own plot, another tool's study.yaml) makes the publish refuse,
 naming it; files on the list that this publish no longer writes (an old plot) are removed. Nothing else in DIR is
 touched. Only the folder's own files are copied: a link among them (or a plots/ that is one) is not followed, and
-of plots/ only PNG files (what sdelab draws; the report build removes its own plots it no longer draws).
+of plots/ only SVG and PNG files (what sdelab draws; the report build removes its own plots it no longer draws).
 """
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def publish(out: Path, dest: Path) -> list[str]:
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise SdelabError("--publish needs a folder (not a link to one)", path=dest)
     plot_dir = out / "plots"
-    plots = sorted(p for p in plot_dir.iterdir() if _own(p) and p.suffix == ".png" and not p.name.startswith(".")) \
+    plots = sorted(p for p in plot_dir.iterdir()
+                   if _own(p) and p.suffix in (".svg", ".png") and not p.name.startswith(".")) \
         if _own(plot_dir, folder=True) else []
     wanted = {name: out / name for name in FILES if _own(out / name)}
     wanted |= {f"plots/{p.name}": p for p in plots}

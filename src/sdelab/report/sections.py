@@ -7,6 +7,7 @@ from collections import defaultdict
 from sdelab import fileio
 from sdelab.report import stats as st
 from sdelab.report.gates import GATES, compare
+from sdelab.report.headline import factor_rows
 from sdelab.report.records import Loaded, kind_label, majority, ref_label, rows_of, set_label, stacked
 from sdelab.report.text import code, text
 from sdelab.results import size_key
@@ -146,57 +147,24 @@ def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
     return out + [""]
 
 
-def design_options(cells) -> dict[str, dict]:
-    """Each trained design's options, with its modeling paradigm as one more factor (gen vs cls)."""
-    return {c.label: {**c.config.get("design", {}), "modeling": c.config.get("modeling")}
-            for c in cells if c.untuned is None}
-
-
 def summary(r: Loaded, reference: str, n_boot: int) -> list[str]:
-    """For each factor varied one at a time away from the reference (each swept variant's own reference, e.g.
-    'gen inst-first' and 'cls inst-first'): the winning option, by how much, and whether the difference is
-    significant, per evaluation set, at the reference's largest train size, behind the validity gates."""
-    cells, sets, groups = r.cells, r.sets, r.groups
-    opts = design_options(cells)
-    by_factor: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for d, o in opts.items():
-        ref = ref_label(d, reference)
-        if d == ref or ref not in opts:
-            continue
-        diff = [k for k in o if k != "name" and o.get(k) != opts[ref].get(k)]
-        if len(diff) == 1:
-            by_factor[(diff[0], ref)].append((d, str(o[diff[0]])))
+    """For each factor varied one at a time away from the reference (headline.factor_rows): the winning option,
+    by how much, and whether the difference is significant, per evaluation set, behind the validity gates."""
+    rows = factor_rows(r, reference, n_boot)
     out = ["## Ranked summary: which option wins for each factor\n"]
-    if not by_factor:
+    if not rows:
         return out + ["No design differs from the reference in exactly one option.\n"]
     out += ["| factor | evaluation set | winner | reference option | best other option | other − reference "
             "[95% CI] | p | gate | difference |", "|---|---|---|---|---|---|---|---|---|"]
-    several = len({ref for _, ref in by_factor}) > 1
-    rows = rows_of(cells)
-    sizes = {}
-    for factor, ref in sorted(by_factor):
-        # the largest train size the reference shares with a design it is compared with
-        shared = [sz for d, sz in rows if d == ref and any((o, sz) in rows for o, _ in by_factor[(factor, ref)])]
-        size = sizes[ref] = max(shared, key=size_key) if shared else None
-        for s, kind, primary in sets:
-            best = None
-            for d, v in by_factor[(factor, ref)]:
-                c = compare(groups, (d, size, s), (ref, size, s), primary, n_boot, d, ref)
-                # the best option among the comparisons that pass the gates; a gated one only when none passes
-                if c and (best is None or ((c.gate == "ok"), c.diff) > ((best[1].gate == "ok"), best[1].diff)):
-                    best = (v, c)
-            if best is None:
-                continue
-            v, c = best
-            ref_opt = opts[ref].get(factor)
-            winner = "-" if c.gate != "ok" else v if c.diff > 0 else str(ref_opt) if c.diff < 0 else "tie"
-            read = (("clear" if c.lo > 0 or c.hi < 0 else "unresolved") if c.gate == "ok" else "-")
-            out.append(f"| {text(factor)}{f' ({text(ref)})' if several else ''} | {text(set_label(s, kind))} | "
-                       f"{text(winner)} | {text(ref_opt)} | {text(v)} | {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] | "
-                       f"{c.p:.3f} | "
-                       f"{'passed' if c.gate == 'ok' else c.gate} | {read} |")
-    at = ", ".join(f"{text(sz)} for {text(r)}" for r, sz in sizes.items()) if several \
-        else text(next(iter(sizes.values())))
+    several = len({x.ref for x in rows}) > 1
+    for x in rows:
+        c = x.c
+        read = x.verdict if c.gate == "ok" else "-"
+        out.append(f"| {text(x.factor)}{f' ({text(x.ref)})' if several else ''} | {text(set_label(x.set, x.kind))} | "
+                   f"{text(x.winner)} | {text(x.ref_option)} | {text(x.option)} | {c.diff:+.3f} [{c.lo:+.3f}, "
+                   f"{c.hi:+.3f}] | {c.p:.3f} | {'passed' if c.gate == 'ok' else c.gate} | {read} |")
+    sizes = dict.fromkeys((x.ref, x.size) for x in rows)
+    at = ", ".join(f"{text(sz)} for {text(ref)}" for ref, sz in sizes) if several else text(rows[0].size)
     return out + [f"\n(train size {at}; the reference design's option against the best of the others.)\n"]
 
 

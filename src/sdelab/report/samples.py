@@ -1,0 +1,116 @@
+"""What the model saw and said, per design: one sample in the design's format with the trained text marked, and a
+few test predictions with their parse result and error kind, so a reader sees a design without reading code.
+
+Drawn from the cell's own predictions.jsonl (an in-domain test item, rendered with its gold answer as a training
+sample would be: design.codec.render), so a data set whose predictions are not kept (research-only licences)
+shows none of its text. Only built-in tasks are rendered: a report reads no file outside the run folder but
+sdelab's own task definitions."""
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+from sdelab.design.codec import MissingRationale, render
+from sdelab.design.options import Design
+from sdelab.errors import SdelabError
+from sdelab.report.records import Loaded
+from sdelab.report.text import code, text
+from sdelab.results import PredictionRow, read_predictions, size_key
+from sdelab.tasks.registry import builtin_tasks, get_task
+from sdelab.tasks.task import Example
+
+OPEN, CLOSE = "\u27e6", "\u27e7"  # ⟦ trained text ⟧ in a sample block (report.html marks it)
+FENCE_INFO = "sample"  # the info string of a sample's code block
+SHOWN = 3  # predictions per design
+
+
+def fenced(body: str, info: str = "") -> str:
+    """`body` as a fenced code block (inert: markdown renders it as text), fenced longer than any run of
+    backticks inside it."""
+    ticks = max([len(m) for m in re.findall(r"`+", body)] + [2]) + 1
+    return f"{'`' * ticks}{info}\n{body}\n{'`' * ticks}"
+
+
+def marked(sample) -> str:
+    """The sample's text with each trained segment between ⟦ ⟧ (the markers removed from the text first)."""
+    parts = [*sample.prompt, *([sample.response] if sample.response else [])]
+    clean = [(s.text.replace(OPEN, "").replace(CLOSE, ""), s.trained) for s in parts]
+    return "".join(f"{OPEN}{t}{CLOSE}" if trained and t.strip() else t for t, trained in clean)
+
+
+def _gold(value):
+    """A gold answer as the task's Example holds it (JSON turned spans' pairs into lists)."""
+    if isinstance(value, list):
+        return tuple(tuple(x) if isinstance(x, list) else x for x in value)
+    return value
+
+
+def _design(config: dict) -> Design | None:
+    d = config.get("design")
+    if not isinstance(d, dict):
+        return None
+    known = {f.name for f in fields(Design)}
+    try:
+        return Design(**{k: v for k, v in d.items() if k in known})
+    except TypeError:
+        return None
+
+
+def design_samples(r: Loaded, reference: str, n_boot: int) -> list[str]:
+    out = ["## What the model saw and said\n",
+           f"Per design: one item of its in-domain test set written as a training sample of that design (text "
+           f"between {OPEN} {CLOSE} carries the loss; the chat template around it is the model's own), then its "
+           f"first {SHOWN} test predictions with their strict parse and error kind.\n"]
+    by_design: dict[str, list] = {}
+    for c in r.cells:
+        if c.untuned is None:
+            by_design.setdefault(c.label, []).append(c)
+    if not by_design:
+        return []
+    for label, cells in by_design.items():
+        cell = max(cells, key=lambda c: (size_key(c.size), -c.seed))
+        out.append(f"### {text(label)}\n")
+        out += _one(cell)
+    return out
+
+
+def _one(cell) -> list[str]:
+    task_name = cell.config.get("task")
+    if not isinstance(task_name, str) or task_name not in builtin_tasks():
+        return ["Not shown: only the built-in tasks' samples are rendered (a report reads no file outside the run "
+                "folder besides sdelab's own).\n"]
+    try:
+        rows = read_predictions(cell.folder)
+    except SdelabError:
+        rows = []
+    if not rows:
+        return ["Not shown: this cell kept no predictions (its data set's licence keeps them local).\n"]
+    home = [s for s, m in cell.eval.items() if m.kind == "in_domain"] or list(cell.eval)
+    rows_in = [x for x in rows if x.eval_set == home[0]] or rows
+    design = _design(cell.config)
+    lines = []
+    if design is not None:
+        task = get_task(task_name)
+        ex = _example(rows_in[0])
+        demos = [_example(x) for x in rows_in[1:1 + design.demos]]
+        note = ""
+        try:
+            sample = render(task, design, ex, demos)
+        except (MissingRationale, ValueError, KeyError):  # CoT: rationales are not kept in the run folder
+            sample = render(task, design, ex, demos, response=False)
+            note = " (the response, with its rationale, is not kept in the run folder: the prompt alone)"
+        lines += [f"A sample of item {code(ex.id)}{note}:\n", fenced(marked(sample), FENCE_INFO), ""]
+    lines += ["| item | model output | parsed (strict) | gold | error |", "|---|---|---|---|---|"]
+    for x in rows_in[:SHOWN]:
+        lines.append(f"| {code(x.id)} | {code(_short(x.raw))} | {code(_short(x.parsed))} | {code(_short(x.gold))} | "
+                     f"{text(x.error or '-')} |")
+    return lines + [""]
+
+
+def _example(row: PredictionRow) -> Example:
+    return Example(str(row.id), {str(k): str(v) for k, v in (row.input or {}).items()}, _gold(row.gold))
+
+
+def _short(value, limit: int = 160) -> str:
+    s = " ".join(str(value).split()) if value is not None else "-"
+    return s if len(s) <= limit else s[:limit] + "…"
