@@ -80,9 +80,14 @@ def test_report_renders_cleanly(page, tmp_path):
     assert len(data) > 1000 and _png_size(data) == (1280, 800)
 
 
-@pytest.mark.xfail(reason="the headline table lands with the report redesign", strict=False)
 def test_headline_is_in_the_first_screen(page):
-    top = page.js("const h = document.getElementById('headline');"
-                  " return h ? h.getBoundingClientRect().top : null")
-    assert top is not None, "no element with id 'headline' in report.html"
-    assert top < page.js("return window.innerHeight"), f"#headline starts {top}px down, below the first screen"
+    box = page.js("const h = document.getElementById('headline'); if (!h) return null;"
+                  " const t = h.querySelector('table'); if (!t) return {top: h.getBoundingClientRect().top};"
+                  " const r = t.getBoundingClientRect(); return {top: h.getBoundingClientRect().top, table: r.top,"
+                  " right: r.right, rows: t.rows.length}")
+    assert box is not None, "no element with id 'headline' in report.html"
+    height, width = page.js("return [window.innerHeight, window.innerWidth]")
+    assert box["top"] < height, f"#headline starts {box['top']}px down, below the first screen"
+    assert "table" in box, "the headline holds no table"
+    assert box["table"] < height and box["rows"] >= 2, f"the headline table is not in the first screen: {box}"
+    assert page.js("return document.documentElement.scrollWidth") <= width, "the page scrolls sideways"

@@ -27,7 +27,7 @@ def test_report_and_shards_merge(tmp_path, tiny_model_dir, tiny_task_yaml):
         assert part in md, part
     assert "| instruction | test_id (ID) |" in md and "| labels |" in md
     html = (tmp_path / "whole" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4 and "<table>" in html
+    assert html.count("data:image/svg+xml;base64,") >= 4 and "<table>" in html
     # the same study run as two shards into one folder gives the same report
     sharded = tiny_study(tmp_path, tiny_model_dir, tiny_task_yaml, out="sharded")
     assert main(["run", str(sharded), "--shard", "0/2"]) == 0
@@ -37,7 +37,7 @@ def test_report_and_shards_merge(tmp_path, tiny_model_dir, tiny_task_yaml):
         from conftest import without_cost
         return without_cost((tmp_path / out / "report.md").read_text().replace(out, "X"))
     assert results("whole") == results("sharded")
-    for png in ("scores.png", "learning_curves.png", "training_loss.png"):
+    for png in ("scores.svg", "forest.svg", "learning_curves.svg", "training_loss.svg"):
         assert (tmp_path / "whole" / "plots" / png).read_bytes() == (tmp_path / "sharded" / "plots" / png).read_bytes()
     # predictions that cannot be committed (research-only data) are not needed: item_stats.json gives the same report
     before = (tmp_path / "whole" / "report.md").read_text()

@@ -13,6 +13,7 @@ import base64
 import html.parser
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from markdown_it import MarkdownIt
 
 from sdelab import fileio
 from sdelab.cli import main
+from sdelab.report.html import OPEN_TARGET
 from sdelab.report.plan import PowerRow, Throughput, plan_markdown
 from sdelab.report.plots import NAMES
 from sdelab.report.text import code, text
@@ -302,7 +304,13 @@ class Tags(html.parser.HTMLParser):
 
 
 PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table", "thead", "tbody",
-             "tr", "th", "td", "code", "strong", "em", "img", "br", "ul", "li"}  # ul: findings.md's notes
+             "tr", "th", "td", "code", "strong", "em", "img", "br", "ul", "li",  # ul: findings.md's notes
+             "section", "nav", "ol", "details", "summary", "pre", "mark"}  # the headline, contents, folds, samples
+# the only attributes a page may carry, and what each may say (a regular expression over the whole value)
+ATTRS = {("html", "lang"): r"en", ("meta", "charset"): r"utf-8", ("meta", "name"): r"viewport",
+         ("meta", "content"): r"width=device-width, initial-scale=1", ("section", "id"): r"headline",
+         ("details", "id"): r"sec-\d+", ("img", "src"): r".*", ("img", "alt"): r".*",
+         ("code", "class"): r"language-sample"}  # a sample block as a markdown renderer shows it
 
 
 def parse(page: str) -> Tags:
@@ -313,19 +321,26 @@ def parse(page: str) -> Tags:
 
 def assert_inert(page: str, images: dict[str, bytes] | None, links: tuple[str, ...] = ()) -> str:
     """No tag or attribute in the HTML but those of a table-and-text page; images only sdelab's own plots
-    (`images`: what each may be; None: no image at all), links only sdelab's own. Returns the page's text."""
-    t = parse(page)
+    (`images`: what each may be; None: no image at all), links only sdelab's own (`links`, or the contents' links to
+    the page's own sections), and no script but sdelab's own (html.OPEN_TARGET, once, verbatim). Returns the page's
+    text."""
+    scripts = page.count("<script")
+    assert scripts == 0 or (scripts == 1 and page.count(OPEN_TARGET) == 1), "a script that is not sdelab's"
+    t = parse(page.replace(OPEN_TARGET, ""))
+    sections = {attrs.get("id") for tag, attrs in t.tags if tag == "details"}
     for tag, attrs in t.tags:
-        if tag == "a" and list(attrs) == ["href"] and attrs["href"] in links:
+        if tag == "a" and list(attrs) == ["href"] and (attrs["href"] in links or (
+                re.fullmatch(r"#sec-\d+", attrs["href"]) and attrs["href"][1:] in sections)):
             continue
         assert tag in PAGE_TAGS, f"<{tag} {attrs}> in the page"
-        allowed = {"img": {"src", "alt"}, "meta": {"charset"}}.get(tag, set())
-        assert set(attrs) <= allowed, f"<{tag} {attrs}> in the page"
+        for name, value in attrs.items():
+            want = ATTRS.get((tag, name))
+            assert want is not None and re.fullmatch(want, value or ""), f"<{tag} {attrs}> in the page"
         if tag == "img":
             assert images is not None, f"an image in the page: {attrs}"
             src = attrs["src"]
             if src.startswith("data:"):
-                assert src.startswith("data:image/png;base64,")
+                assert re.match(r"data:image/(png|svg\+xml);base64,", src), src[:40]
                 assert base64.b64decode(src.split(",", 1)[1]) in images.values(), "an image sdelab did not draw"
             else:
                 assert src in images, f"an image reference that is not a plot of sdelab's: {src}"
@@ -352,6 +367,8 @@ def check_outputs(out: Path, dest: Path, secret: Path, opened: list[Path], tmp_p
     plots = plots_of(out)
     assert plots and {Path(k).name for k in plots} <= set(NAMES)
     assert sorted(p.name for p in (dest / "plots").iterdir()) == sorted(Path(k).name for k in plots)
+    for name, svg in plots.items():  # a figure is drawing only: no script, no link, no embedded markup or text
+        assert not re.search(rb"<(script|foreignObject|a[ >]|text[ >])|\bon\w+=|href=.(?!#)|@import|url\((?!#)", svg), name
     page = (out / "report.html").read_text()
     texts = {"report.html": assert_inert(page, plots)}
     assert page.count("<img") == len(plots)  # every plot sdelab drew, once, and nothing else
@@ -450,21 +467,21 @@ def test_links_out_of_the_run_folder_are_refused(tmp_path, secret, capsys, plant
 
 def test_planted_plots_are_neither_written_through_nor_published(tmp_path, secret, capsys):
     out, dest = build(tmp_path, {}), tmp_path / "pub"
-    victim = tmp_path / "victim.png"
+    victim = tmp_path / "victim.svg"
     victim.write_bytes(b"keep me")
     (out / "plots").mkdir()
-    (out / "plots" / "scores.png").symlink_to(victim)  # sdelab's plot name, linked to someone's file
-    (out / "plots" / "leak.png").symlink_to(secret)  # another name, linked to the secret
-    (out / "plots" / "learning_curves.png").write_bytes(MARKER.encode())  # a name sdelab will not draw here:
+    (out / "plots" / "scores.svg").symlink_to(victim)  # sdelab's plot name, linked to someone's file
+    (out / "plots" / "leak.svg").symlink_to(secret)  # another name, linked to the secret
+    (out / "plots" / "learning_curves.svg").write_bytes(MARKER.encode())  # a name sdelab will not draw here:
     for cell in out.glob("*__n16__*"):  # one train size, no learning curves
         shutil.rmtree(cell)
-    (out / "plots" / "x.svg").write_text(f"<svg><script>{MARKER}</script></svg>")  # not a plot format of sdelab's
+    (out / "plots" / "x.svg").write_text(f"<svg><script>{MARKER}</script></svg>")  # not a plot name of sdelab's
     code_, opened = run_recorded(["report", str(out), "--publish", str(dest), "--bootstrap", "30"])
     assert code_ == 0, capsys.readouterr().err
-    assert victim.read_bytes() == b"keep me" and not (out / "plots" / "scores.png").is_symlink()
-    assert secret.resolve() not in opened and not (out / "plots" / "learning_curves.png").exists()
+    assert victim.read_bytes() == b"keep me" and not (out / "plots" / "scores.svg").is_symlink()
+    assert secret.resolve() not in opened and not (out / "plots" / "learning_curves.svg").exists()
     published = sorted(p.name for p in (dest / "plots").iterdir())
-    assert "leak.png" not in published and "x.svg" not in published and "scores.png" in published
+    assert "leak.svg" not in published and "x.svg" not in published and "scores.svg" in published
     assert_no_leak(dest)
     assert MARKER not in (out / "report.html").read_text()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sdelab import fileio
 from sdelab.errors import SdelabError
+from sdelab.report.plots import NAMES
 
 MANIFEST = ".sdelab-published.json"
 FILES = ("report.md", "report.html", "table.md", "study.yaml", "diagnostics.json")
@@ -51,7 +52,7 @@ def publish(out: Path, dest: Path) -> list[str]:
         raise SdelabError("--publish needs a folder (not a link to one)", path=dest)
     plot_dir = out / "plots"
     plots = sorted(p for p in plot_dir.iterdir()
-                   if _own(p) and p.suffix in (".svg", ".png") and not p.name.startswith(".")) \
+                   if _own(p) and p.name in NAMES) \
         if _own(plot_dir, folder=True) else []
     wanted = {name: out / name for name in FILES if _own(out / name)}
     wanted |= {f"plots/{p.name}": p for p in plots}
