@@ -84,7 +84,19 @@ def _one(cell) -> list[str]:
     except SdelabError:
         rows = []
     if not rows:
-        return ["Not shown: this cell kept no predictions (its data set's licence keeps them local).\n"]
+        design = _design(cell.config)
+        lines = ["This cell kept no predictions (its data set's licence keeps them local): the design's format is "
+                 "shown on a made-up item whose text is a placeholder, and no prediction is shown.\n"]
+        if design is not None:
+            task = get_task(task_name)
+            ex = placeholder_example(task)
+            try:
+                sample = render(task, design, ex, [ex] * design.demos)
+            except (MissingRationale, ValueError, KeyError):  # CoT: a rationale is model-written, not made up
+                sample = render(task, design, ex, [ex] * design.demos, response=False)
+                lines.append("The response, with its rationale, is not kept in the run folder: the prompt alone.\n")
+            lines += [fenced(marked(sample), FENCE_INFO), ""]
+        return lines
     home = [s for s, m in cell.eval.items() if m.kind == "in_domain"] or list(cell.eval)
     rows_in = [x for x in rows if x.eval_set == home[0]] or rows
     design = _design(cell.config)
@@ -105,6 +117,25 @@ def _one(cell) -> list[str]:
         lines.append(f"| {code(x.id)} | {code(_short(x.raw))} | {code(_short(x.parsed))} | {code(_short(x.gold))} | "
                      f"{text(x.error or '-')} |")
     return lines + [""]
+
+
+def placeholder_example(task) -> Example:
+    """An item made of placeholders ('⟨text⟩' for each input) with a gold answer of the task's shape: the first
+    label (classification); the labels in turn over the aspects, every third one unmentioned (multi_aspect); one
+    '⟨span⟩' of each of the first two types (span_extraction); '⟨answer⟩' (text generation)."""
+    spec = task.spec
+    fields_ = {f: f"⟨{f}⟩" for f in spec.inputs}
+    labels = list(spec.labels)
+    if spec.family == "multi_aspect":
+        gold = {a: (task.label_names[-1] if i % 3 == 2 else labels[i % len(labels)])
+                for i, a in enumerate(spec.targets or {})}
+    elif spec.family == "span_extraction":
+        gold = tuple((t, f"⟨{t} span⟩") for t in list(spec.targets or {})[:2])
+    elif task.is_classification:
+        gold = labels[0]
+    else:
+        gold = "⟨answer⟩"
+    return Example("placeholder", fields_, gold)
 
 
 def _example(row: PredictionRow) -> Example:
