@@ -57,7 +57,7 @@ def report_folder(tmp_path):
     (out / "plots").mkdir(parents=True)
     (out / "report.md").write_text("# r\n")
     (out / "study.yaml").write_text("name: s\n")
-    (out / "plots" / "scores.png").write_bytes(b"\x89PNG new")
+    (out / "plots" / "scores.svg").write_bytes(b"\x89PNG new")
     return out
 
 
@@ -65,27 +65,27 @@ def test_publish_refuses_to_overwrite_what_it_did_not_write(tmp_path):
     out, dest = report_folder(tmp_path), tmp_path / "pub"
     (dest / "plots").mkdir(parents=True)
     (dest / "study.yaml").write_text("someone else's\n")
-    (dest / "plots" / "mine.png").write_bytes(b"mine")
+    (dest / "plots" / "mine.svg").write_bytes(b"mine")
     from sdelab.errors import SdelabError
     with pytest.raises(SdelabError, match="study.yaml"):
         publish(out, dest)
     assert (dest / "study.yaml").read_text() == "someone else's\n"
     (dest / "study.yaml").unlink()
-    assert publish(out, dest) == ["plots/scores.png", "report.md", "study.yaml"]
-    assert (dest / "plots" / "mine.png").read_bytes() == b"mine"  # not on the list: never touched
-    assert json.loads((dest / MANIFEST).read_text())["files"] == ["plots/scores.png", "report.md", "study.yaml"]
+    assert publish(out, dest) == ["plots/scores.svg", "report.md", "study.yaml"]
+    assert (dest / "plots" / "mine.svg").read_bytes() == b"mine"  # not on the list: never touched
+    assert json.loads((dest / MANIFEST).read_text())["files"] == ["plots/scores.svg", "report.md", "study.yaml"]
 
 
 def test_publish_replaces_and_prunes_only_its_own_files(tmp_path):
     out, dest = report_folder(tmp_path), tmp_path / "pub"
     publish(out, dest)
     (dest / "README.md").write_text("notes\n")
-    (out / "plots" / "scores.png").unlink()
-    (out / "plots" / "other.png").write_bytes(b"\x89PNG other")
+    (out / "plots" / "scores.svg").unlink()
+    (out / "plots" / "forest.svg").write_bytes(b"\x89PNG other")
     (out / "report.md").write_text("# r2\n")
     publish(out, dest)
-    assert not (dest / "plots" / "scores.png").exists()  # sdelab's old plot, no longer drawn
-    assert (dest / "plots" / "other.png").read_bytes() == b"\x89PNG other"
+    assert not (dest / "plots" / "scores.svg").exists()  # sdelab's old plot, no longer drawn
+    assert (dest / "plots" / "forest.svg").read_bytes() == b"\x89PNG other"
     assert (dest / "report.md").read_text() == "# r2\n" and (dest / "README.md").read_text() == "notes\n"
 
 
@@ -140,7 +140,7 @@ def test_publish_never_follows_links_or_hand_edited_lists(tmp_path):
     (dest / MANIFEST).write_text(json.dumps({"files": ["plots/id_rsa"]}))
     with pytest.raises(SdelabError, match="plots"):
         publish(out, dest)
-    assert (elsewhere / "id_rsa").read_text() == "key" and not (elsewhere / "scores.png").exists()
+    assert (elsewhere / "id_rsa").read_text() == "key" and not (elsewhere / "scores.svg").exists()
     (dest / "plots").unlink()
     (dest / "README.md").write_text("mine")
     (dest / MANIFEST).write_text(json.dumps({"files": ["README.md", "./report.md", "plots", "notes/x"]}))

@@ -115,3 +115,13 @@ def test_the_page_opens_with_the_answer_and_folds_the_rest():
     assert page.index("<section id='headline'>") < page.index("<nav>") < page.index("<details id='sec-1'>")
     assert "<a href='#sec-1'>Details</a>" in page and "<a href='#sec-2'>More</a>" in page
     assert "<mark>trained</mark> &lt;b&gt;" in page  # the trained text marked, the rest escaped
+
+
+def test_research_only_data_shows_no_text_even_from_local_predictions(tmp_path):
+    c = designed("ref", {}, 0.7, seeds=(0,))[0]
+    c = dataclasses.replace(c, folder=tmp_path / "c", config={**c.config, "task": "lcqmc"})
+    c.folder.mkdir()
+    fileio.write_jsonl(c.folder / PREDICTIONS, [PredictionRow("val", "i0", {"text_a": "SECRET-A", "text_b": "b"},
+                                                              "相同", "相同", "相同", "相同", None).to_json()])
+    md = "\n".join(design_samples(loaded([c]), "ref", 10))
+    assert "SECRET-A" not in md and "⟨text_a⟩" in md

@@ -22,6 +22,9 @@ from sdelab.tasks.task import Example
 OPEN, CLOSE = "\u27e6", "\u27e7"  # ⟦ trained text ⟧ in a sample block (report.html marks it)
 FENCE_INFO = "sample"  # the info string of a sample's code block
 SHOWN = 3  # predictions per design
+# built-in tasks whose data is research-only (LCQMC, BQ, GENIA, AI Challenger / ASAP; .gitignore keeps their
+# predictions local): a report shows none of their text, even from predictions present on this machine
+RESEARCH_ONLY = frozenset({"lcqmc", "bq", "genia", "aic-d1", "aic-d2", "asap"})
 
 
 def fenced(body: str, info: str = "") -> str:
@@ -80,7 +83,7 @@ def _one(cell) -> list[str]:
         return ["Not shown: only the built-in tasks' samples are rendered (a report reads no file outside the run "
                 "folder besides sdelab's own).\n"]
     try:
-        rows = read_predictions(cell.folder)
+        rows = [] if task_name in RESEARCH_ONLY else read_predictions(cell.folder)
     except SdelabError:
         rows = []
     if not rows:
