@@ -52,6 +52,11 @@ class Comparison:
     gate: str  # the worse of the two arms' gates
     why: str  # the arms' gate reasons
 
+    @property
+    def clear(self) -> bool:
+        """The 95% interval excludes zero."""
+        return self.lo > 0 or self.hi < 0
+
 
 def is_untuned(size: str) -> bool:
     return size.startswith("untuned")

@@ -34,7 +34,7 @@ class FactorRow:
         """clear | unresolved (both arms passed the gates) | the gate that stopped the reading."""
         if self.c.gate != "ok":
             return self.c.gate
-        return "clear" if self.c.lo > 0 or self.c.hi < 0 else "unresolved"
+        return "clear" if self.c.clear else "unresolved"
 
     @property
     def winner(self) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from sdelab import fileio
 from sdelab.report import stats as st
-from sdelab.report.gates import compare, floor, is_untuned
+from sdelab.report.gates import Comparison, compare, floor, is_untuned
 from sdelab.report.records import Loaded, ref_label, rows_of, set_label, stacked
 from sdelab.results import size_key
 
@@ -70,10 +70,11 @@ def short(name: str, n: int = LABEL_MAX) -> str:
     return one if len(one) <= n else one[:n - 1] + "…"
 
 
-def verdict(diff: float, lo: float, hi: float, gate: str) -> str:
-    if gate != "ok":
+def verdict(c: Comparison) -> str:
+    """gated (an arm fails a gate), better / worse (the interval clear of 0) or unresolved."""
+    if c.gate != "ok":
         return "gated"
-    return "better" if lo > 0 else "worse" if hi < 0 else "unresolved"
+    return "unresolved" if not c.clear else "better" if c.lo > 0 else "worse"
 
 
 def forest_rows(r: Loaded, reference: str, n_boot: int) -> list[ForestRow]:
@@ -94,7 +95,7 @@ def forest_rows(r: Loaded, reference: str, n_boot: int) -> list[ForestRow]:
             c = compare(groups, (design, size, s), (ref, ref_size, s), primary, n_boot, design, ref)
             if c is None or math.isnan(c.diff):
                 continue
-            out.append(ForestRow(f"{design} ({size})", s, c.diff, c.lo, c.hi, verdict(c.diff, c.lo, c.hi, c.gate),
+            out.append(ForestRow(f"{design} ({size})", s, c.diff, c.lo, c.hi, verdict(c),
                                  c.gate, floor_offset(r, (ref, ref_size, s), primary)))
     return out
 

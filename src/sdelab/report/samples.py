@@ -86,40 +86,39 @@ def _one(cell) -> list[str]:
         rows = [] if task_name in RESEARCH_ONLY else read_predictions(cell.folder)
     except SdelabError:
         rows = []
+    design = _design(cell.config)
     if not rows:
-        design = _design(cell.config)
         lines = ["This cell kept no predictions (its data set's licence keeps them local): the design's format is "
                  "shown on a made-up item whose text is a placeholder, and no prediction is shown.\n"]
         if design is not None:
             task = get_task(task_name)
             ex = placeholder_example(task)
-            try:
-                sample = render(task, design, ex, [ex] * design.demos)
-            except (MissingRationale, ValueError, KeyError):  # CoT: a rationale is model-written, not made up
-                sample = render(task, design, ex, [ex] * design.demos, response=False)
-                lines.append("The response, with its rationale, is not kept in the run folder: the prompt alone.\n")
-            lines += [fenced(marked(sample), FENCE_INFO), ""]
+            lines += _sample(task, design, ex, [ex] * design.demos, "A sample of a made-up item")
         return lines
     home = [s for s, m in cell.eval.items() if m.kind == "in_domain"] or list(cell.eval)
     rows_in = [x for x in rows if x.eval_set == home[0]] or rows
-    design = _design(cell.config)
     lines = []
     if design is not None:
-        task = get_task(task_name)
         ex = _example(rows_in[0])
-        demos = [_example(x) for x in rows_in[1:1 + design.demos]]
-        note = ""
-        try:
-            sample = render(task, design, ex, demos)
-        except (MissingRationale, ValueError, KeyError):  # CoT: rationales are not kept in the run folder
-            sample = render(task, design, ex, demos, response=False)
-            note = " (the response, with its rationale, is not kept in the run folder: the prompt alone)"
-        lines += [f"A sample of item {code(ex.id)}{note}:\n", fenced(marked(sample), FENCE_INFO), ""]
+        lines += _sample(get_task(task_name), design, ex, [_example(x) for x in rows_in[1:1 + design.demos]],
+                         f"A sample of item {code(ex.id)}")
     lines += ["| item | model output | parsed (strict) | gold | error |", "|---|---|---|---|---|"]
     for x in rows_in[:SHOWN]:
         lines.append(f"| {code(x.id)} | {code(_short(x.raw))} | {code(_short(x.parsed))} | {code(_short(x.gold))} | "
                      f"{text(x.error or '-')} |")
     return lines + [""]
+
+
+def _sample(task, design: Design, ex: Example, demos: list[Example], title: str) -> list[str]:
+    """`ex` rendered as a training sample of `design`, fenced, under `title`; a CoT design's prompt alone (its
+    rationale is model-written and not kept in the run folder)."""
+    note = ""
+    try:
+        sample = render(task, design, ex, demos)
+    except (MissingRationale, ValueError, KeyError):
+        sample = render(task, design, ex, demos, response=False)
+        note = " (the response, with its rationale, is not kept in the run folder: the prompt alone)"
+    return [f"{title}{note}:\n", fenced(marked(sample), FENCE_INFO), ""]
 
 
 def placeholder_example(task) -> Example:

@@ -136,7 +136,7 @@ def significance(r: Loaded, reference: str, n_boot: int) -> list[str]:
                 continue
             tally[c.gate] += 1
             how.setdefault(s, c.interval)
-            star = "*" if c.lo > 0 or c.hi < 0 else ""
+            star = "*" if c.clear else ""
             mc = f", McNemar {c.mcnemar:.3f}" if c.mcnemar is not None else ""
             gate = "" if c.gate == "ok" else f" **{c.gate}**"
             cols.append(f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] (p={c.p:.3f}{mc}){star}{gate}")
